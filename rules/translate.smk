@@ -1,0 +1,23 @@
+rule translate:
+    input:
+        "results/corpus/source.parquet",
+    output:
+        translations="results/translations/{lang}.parquet",
+        usage="results/translations/{lang}.usage.json",
+        review="results/translations/{lang}.review.jsonl",
+    params:
+        backend=config["translate"]["backend"],
+        source=SRC,
+        options=config["translate"].get("options"),
+        memory=lambda w: f"{config['translate']['memory_dir']}/{w.lang}",
+    log:
+        "logs/translate/{lang}.log",
+    benchmark:
+        "logs/benchmarks/translate/{lang}.tsv"
+    conda:
+        "../envs/core.yaml"
+    shell:
+        "polyrefusal translate --backend {params.backend} --params params.yaml "
+        "--source {params.source} --target {wildcards.lang} --fields text,chosen,rejected "
+        "--memory {params.memory} --usage {output.usage} --review {output.review} "
+        "{input} {output.translations} 2> {log}"

@@ -1,0 +1,75 @@
+"""`polyrefusal`: one console script, one subcommand per pipeline stage.
+
+Snakemake rules, DVC stages and Slurm jobs all call these commands. Each stage module in
+``polyrefusal.stages`` defines ``add_arguments(parser)`` and ``run(args)``; modules are imported
+only for the command that runs, so `polyrefusal --help` stays fast and heavy libraries
+(torch, vLLM) load only where needed.
+
+A ``UserError`` (bad input, bad params, a backend that must be fixed by the user) is printed as
+one line naming file, line and field, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from . import __version__
+from .errors import UserError
+
+#: command -> (stage module, one-line help), in pipeline order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "preset": ("preset", "apply a named preset from params.yaml's `presets:` block in place"),
+    "corpus": ("corpus", "load, validate and write the source prompt corpus"),
+    "translate": ("translate", "translate records into one target language (memory-backed)"),
+    "respond": ("respond", "attach a refusal (chosen) and a compliance (rejected) answer per prompt"),
+    "judge": ("judge", "label answers with a judge or an ensemble of judges"),
+    "pairs": ("pairs", "keep judged pairs and write TRL preference data for one language"),
+    "split": ("split", "assign (category, style) groups to train or test"),
+    "base-model": ("base_model", "build the embedded base model, or resolve a real one"),
+    "train": ("train", "DPO-train one training configuration"),
+    "generate": ("generate", "answer test prompts with one model (response-cached)"),
+    "evaluate": ("evaluate", "judge one model's answers in one language and score them"),
+    "report": ("report", "aggregate scores into CSVs and the report"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="polyrefusal", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"polyrefusal {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Parse the global part, then hand the rest to the chosen stage's own parser.
+    args, rest = parser.parse_known_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 1
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    module_name, help_text = COMMANDS[args.command]
+    stage = importlib.import_module(f"polyrefusal.stages.{module_name}")
+    stage_parser = argparse.ArgumentParser(prog=f"polyrefusal {args.command}", description=help_text)
+    stage.add_arguments(stage_parser)
+    stage_args = stage_parser.parse_args(rest)
+    try:
+        return stage.run(stage_args) or 0
+    except UserError as exc:
+        print(f"polyrefusal {args.command}: error: {exc.format()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+from .base import GENERATORS, Generator, ModelSpec  # noqa: F401

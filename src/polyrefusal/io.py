@@ -1,0 +1,147 @@
+"""Reading and writing record files (JSONL, Parquet, CSV) atomically.
+
+Every writer goes through ``atomic_path``: the data is written to a temporary file in the same
+directory and renamed into place, so a killed job never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import UserError
+
+MAX_LINE_BYTES = 1_000_000  # one JSONL record; a 10 MB "prompt" is a user error, not a prompt
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError("file not found", file=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise UserError(f"record is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit",
+                                file=str(path), line=lineno)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UserError(f"invalid UTF-8 at byte {exc.start}", file=str(path), line=lineno) from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"invalid JSON: {exc.msg}", file=str(path), line=lineno) from None
+            if not isinstance(obj, dict):
+                raise UserError("a record must be a JSON object", file=str(path), line=lineno)
+            yield lineno, obj
+
+
+def read_records(path: str | os.PathLike, *, with_lines: bool = False) -> list[dict]:
+    """Read JSONL, Parquet or CSV records. With ``with_lines``, each record gets ``_line``
+    (JSONL line number, or 1-based row for tabular files) for error messages."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError("file not found", file=str(path))
+    suffix = "".join(path.suffixes[-1:]).lower()
+    if suffix in (".jsonl", ".ndjson"):
+        records = []
+        for lineno, obj in _iter_jsonl(path):
+            if with_lines:
+                obj["_line"] = lineno
+            records.append(obj)
+        return records
+    if suffix in (".parquet", ".csv"):
+        import pandas as pd
+        try:
+            df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, dtype=str,
+                                                                                  keep_default_na=False)
+        except Exception as exc:  # pyarrow/pandas raise many types for a corrupt file
+            raise UserError(f"cannot read {suffix[1:]} file: {exc}".splitlines()[0], file=str(path)) from None
+        records = [_clean(r) for r in df.to_dict(orient="records")]
+        if with_lines:
+            for i, r in enumerate(records, start=1):
+                r["_line"] = i
+        return records
+    raise UserError(f"unsupported file type {suffix!r} (use .jsonl, .parquet or .csv)", file=str(path))
+
+
+def _clean(record: dict) -> dict:
+    """Turn numpy/pandas scalars and NaN into plain Python values."""
+    import math
+    out = {}
+    for k, v in record.items():
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        if isinstance(v, float) and math.isnan(v):
+            v = None
+        out[k] = v
+    return out
+
+
+def write_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    """Write records as JSONL or Parquet (by suffix), atomically, in the given order."""
+    path = Path(path)
+    records = [{k: v for k, v in r.items() if not k.startswith("_")} for r in records]
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+        write_text(path, text)
+    elif suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        table = pa.Table.from_pylist(records)
+        with atomic_path(path, suffix=".parquet.tmp") as tmp:
+            pq.write_table(table, tmp)
+    elif suffix == ".csv":
+        import pandas as pd
+        with atomic_path(path, suffix=".csv.tmp") as tmp:
+            pd.DataFrame.from_records(records).to_csv(tmp, index=False)
+    else:
+        raise UserError(f"unsupported output type {suffix!r}", file=str(path))
+
+
+def stable_hash(obj: Any, length: int = 24) -> str:
+    """Content hash of a JSON-serialisable object (sorted keys): used for cache keys."""
+    import hashlib
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:length]

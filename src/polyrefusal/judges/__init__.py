@@ -1,0 +1,1 @@
+from .base import JUDGES, Judge, Verdict  # noqa: F401

@@ -1,0 +1,43 @@
+"""Stage `base-model`: build the embedded tiny base model, or point at a real one."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from ..io import write_json
+from ..params import load_params
+from ..training.models import POINTER
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p):
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("out", help="output model directory")
+
+
+def run(args):
+    params = load_params(args.params)
+    cfg = params["base_model"]
+    out = Path(args.out)
+    # Build into a sibling temp dir and rename: a killed build never looks complete.
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if cfg["source"] == "embedded":
+        import torch
+
+        from ..training.embedded import build_embedded_base
+
+        torch.set_num_threads(int(params["dpo"].get("torch_threads", 1)))
+        meta = build_embedded_base(tmp, params["languages"], cfg["embedded"])
+        write_json(tmp / "build.json", meta)
+        log.info("base-model: embedded model, %d parameters, final SFT loss %.3f",
+                 meta["parameters"], meta["sft_loss"][-1])
+    else:
+        write_json(tmp / POINTER, {"path": cfg["source"], "revision": cfg.get("revision")})
+        log.info("base-model: using %s", cfg["source"])
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)

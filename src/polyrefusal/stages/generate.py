@@ -1,0 +1,61 @@
+"""Stage `generate`: answer every test prompt of every language with one model.
+
+One job per model, so the model is loaded once and serves all its prompts (on a cluster too);
+answers go through the response cache, so a rerun after an interruption generates only what
+is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..io import read_records, write_json, write_records
+from ..params import load_params
+from ..training.models import resolve_model
+
+log = logging.getLogger(__name__)
+KEEP = ("id", "source_id", "lang", "category", "style", "target_group", "harmful", "origin")
+
+
+def add_arguments(p):
+    p.add_argument("--model", required=True, help="model directory (from base-model or train)")
+    p.add_argument("--name", required=True, help="model name in the results (base or a configuration)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--out-dir", required=True, help="writes <lang>.jsonl per test file")
+    p.add_argument("--cache-dir", default=None, help="response cache (default: generation.cache_dir)")
+    p.add_argument("--pairs-dir", required=True,
+                   help="directory with <lang>.test.jsonl for every language in params")
+
+
+def model_spec(params: dict, model_dir: str):
+    from ..generate.base import ModelSpec
+
+    g = params["generation"]
+    return ModelSpec(path=resolve_model(model_dir), max_new_tokens=g["max_new_tokens"],
+                     temperature=g.get("temperature", 0.0), top_p=g.get("top_p", 1.0),
+                     seed=g.get("seed", 0), system_prompt=g.get("system_prompt"),
+                     batch_size=g.get("batch_size", 16), dtype=g.get("dtype", "auto"),
+                     extra={"torch_threads": g.get("torch_threads", 1), **g.get("extra", {})})
+
+
+def run(args):
+    from ..generate.runner import generate_cached
+
+    params = load_params(args.params)
+    tests = [Path(args.pairs_dir) / f"{lang}.test.jsonl" for lang in params["languages"]]
+    per_file = [(t, read_records(t)) for t in tests]
+    prompts = [r["prompt"][0]["content"] for _, recs in per_file for r in recs]
+    answers, stats = generate_cached(params["generation"]["backend"], model_spec(params, args.model),
+                                     prompts, args.cache_dir or params["generation"].get("cache_dir"))
+    out_dir = Path(args.out_dir)
+    i = 0
+    for path, recs in per_file:
+        rows = []
+        for r in recs:
+            rows.append({**{k: r.get(k) for k in KEEP}, "prompt": prompts[i], "response": answers[i],
+                         "model": args.name})
+            i += 1
+        write_records(out_dir / f"{path.name.split('.')[0]}.jsonl", rows)
+    write_json(out_dir / "generation_stats.json", {k: v for k, v in stats.items() if k != "seconds"})
+    log.info("generate %s: %d answers (%s)", args.name, len(answers), stats)

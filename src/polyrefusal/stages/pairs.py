@@ -1,0 +1,60 @@
+"""Stage `pairs`: keep judged preference pairs of one language and write TRL data.
+
+A harmful prompt's pair is kept for training only when the judges agree that the chosen answer
+is a refusal and the rejected one is not (the published protocol). Test prompts are written
+regardless of the answers (they are re-answered by each model at evaluation), benign controls
+included, so over-refusal can be measured.
+Output format: TRL's conversational preference format (prompt / chosen / rejected message
+lists) plus the prompt's metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from ..io import read_json, read_records, write_json, write_records
+
+log = logging.getLogger(__name__)
+META = ("id", "source_id", "lang", "category", "style", "target_group", "harmful", "origin")
+
+
+def to_trl(record: dict) -> dict:
+    out = {k: record.get(k) for k in META}
+    out["prompt"] = [{"role": "user", "content": record["text"]}]
+    out["chosen"] = [{"role": "assistant", "content": record["chosen"]}]
+    out["rejected"] = [{"role": "assistant", "content": record["rejected"]}]
+    return out
+
+
+def add_arguments(p):
+    p.add_argument("--split", required=True, help="split assignment JSON (from `split`)")
+    p.add_argument("--stats", required=True, help="output JSON with kept/dropped counts")
+    p.add_argument("judged", help="judged responses of one language")
+    p.add_argument("train_out")
+    p.add_argument("test_out")
+
+
+def run(args):
+    records = read_records(args.judged)
+    sides = read_json(args.split)["source_ids"]
+    train, test, counts = [], [], Counter()
+    for r in records:
+        side = sides.get(r["source_id"])
+        if side is None:
+            counts["not_in_split"] += 1
+            continue
+        if side == "test":
+            test.append(to_trl(r))
+            counts["test"] += 1
+            continue
+        valid = r.get("chosen_refused") is True and r.get("rejected_refused") is False
+        if r["harmful"] and valid:
+            train.append(to_trl(r))
+            counts["train_kept"] += 1
+        else:
+            counts["train_dropped"] += 1
+    write_records(args.train_out, train)
+    write_records(args.test_out, test)
+    write_json(args.stats, dict(sorted(counts.items())))
+    log.info("pairs: %s", dict(counts))

@@ -1,0 +1,54 @@
+"""Command `preset`: apply a preset from params.yaml's `presets:` block in place.
+
+The keys a preset names are rewritten at the top level (comments kept, via ruamel.yaml), so
+Snakemake and DVC read the same active values. `default` restores the shipped values.
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+
+
+def add_arguments(p):
+    p.add_argument("name", help="preset name (see `presets:` in params.yaml)")
+    p.add_argument("--params", default="params.yaml")
+
+
+def _merge(target, overrides):
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def apply_preset(path: str, name: str) -> None:
+    from ruamel.yaml import YAML
+
+    from ..io import atomic_path
+    from ..params import validate_params
+
+    import copy
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 100
+    # Keep `null` spelled out (ruamel writes an empty value by default).
+    yaml.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
+    with open(path, encoding="utf-8") as fh:
+        doc = yaml.load(fh)
+    presets = doc.get("presets") or {}
+    if name not in presets:
+        raise UserError(f"unknown preset {name!r}; available: {', '.join(presets)}", file=path, field="presets")
+    _merge(doc, copy.deepcopy(dict(presets[name])))  # copies: no YAML anchors
+    doc["preset"] = name
+    import json
+    validate_params(json.loads(json.dumps(doc)), source=path)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        yaml.dump(doc, fh)
+
+
+def run(args):
+    apply_preset(args.params, args.name)
+    print(f"params: preset {args.name!r} applied to {args.params}")

@@ -1,0 +1,55 @@
+"""Stage `split`: assign (harm category, attack style) groups to train or test.
+
+The split is made once on the source corpus and applied to every language, so a prompt and all
+its translations land on the same side and no (category, style) group is on both sides.
+Within each category a seeded shuffle picks the test styles, so every category is tested.
+Benign control prompts are never trained on: they are always test.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections import defaultdict
+
+from ..io import read_records, write_json
+
+log = logging.getLogger(__name__)
+
+
+def group_key(record: dict) -> str:
+    return f"{record['category']}|{record['style']}"
+
+
+def assign_groups(records: list[dict], test_fraction: float, seed: int) -> dict[str, str]:
+    styles_by_category: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        if r["harmful"]:
+            styles_by_category[r["category"]].add(r["style"])
+    rng = random.Random(seed)
+    sides: dict[str, str] = {}
+    for category in sorted(styles_by_category):
+        styles = sorted(styles_by_category[category])
+        rng.shuffle(styles)
+        n_test = min(len(styles) - 1, max(1, math.ceil(test_fraction * len(styles)))) if len(styles) > 1 else 0
+        for i, style in enumerate(styles):
+            sides[f"{category}|{style}"] = "test" if i < n_test else "train"
+    return sides
+
+
+def add_arguments(p):
+    p.add_argument("--test-fraction", type=float, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("corpus", help="source corpus (Parquet/JSONL)")
+    p.add_argument("out", help="output JSON: group -> side, and source_id -> side")
+
+
+def run(args):
+    records = read_records(args.corpus)
+    groups = assign_groups(records, args.test_fraction, args.seed)
+    by_source = {r["source_id"]: (groups[group_key(r)] if r["harmful"] else "test") for r in records}
+    write_json(args.out, {"groups": groups, "source_ids": by_source,
+                          "test_fraction": args.test_fraction, "seed": args.seed})
+    n_test = sum(v == "test" for v in by_source.values())
+    log.info("split: %d groups, %d/%d prompts in test", len(groups), n_test, len(by_source))

@@ -1,0 +1,109 @@
+"""`polyrefusal translate`: translate a record file into one target language.
+
+    polyrefusal translate --backend deepl --source en --target de IN OUT
+
+Every text goes through the translation memory (``--memory``), so re-running, adding a language
+or resuming after a quota error never pays for a text twice. Writes OUT (same records, fields
+translated, originals in ``source_<field>``), a usage JSON (hits, misses, characters billed,
+requests, quality flag counts) and a review JSONL of quality flags (written even when empty).
+OUT is written last: its presence means the stage finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from ..errors import BackendError, UserError
+from ..io import read_records, write_json, write_records
+from ..translate import quality
+from ..translate.driver import translate_records
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MEMORY = "results/translation_memory"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="IN", help="records (JSONL or Parquet) with id and text")
+    parser.add_argument("output", metavar="OUT", help="translated records (.jsonl or .parquet)")
+    parser.add_argument("--backend", default="memory",
+                        help="memory (built-in, default) | deepl | transformers")
+    parser.add_argument("--source", default="en", help="source language (default: en)")
+    parser.add_argument("--target", required=True, help="target language")
+    parser.add_argument("--memory", default=DEFAULT_MEMORY, metavar="DIR",
+                        help=f"translation memory directory (default: {DEFAULT_MEMORY})")
+    parser.add_argument("--fields", default="text",
+                        help="comma-separated fields to translate (default: text)")
+    parser.add_argument("--options", default="{}", metavar="JSON", help="backend options (JSON object)")
+    parser.add_argument("--usage", metavar="PATH",
+                        help="usage JSON (default: <OUT stem>.usage.json beside OUT)")
+    parser.add_argument("--review", metavar="PATH",
+                        help="quality flags JSONL (default: <OUT stem>.review.jsonl beside OUT)")
+    parser.add_argument("--back-translate", action="store_true",
+                        help="back-translate into the source language and flag low chrF")
+    parser.add_argument("--chrf-threshold", type=float, default=40.0,
+                        help="flag back-translations under this chrF (default: 40)")
+    parser.add_argument("--langid-languages", default=",".join(quality.STUDY_LANGUAGES),
+                        help="languages language identification chooses among")
+
+
+def _parse_options(text: str) -> dict:
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"invalid JSON: {exc.msg}", field="--options") from None
+    if not isinstance(options, dict):
+        raise UserError("must be a JSON object", field="--options")
+    return options
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def run(args: argparse.Namespace) -> int:
+    out_path = Path(args.output)
+    usage_path = Path(args.usage) if args.usage else out_path.with_name(f"{out_path.stem}.usage.json")
+    review_path = (Path(args.review) if args.review
+                   else out_path.with_name(f"{out_path.stem}.review.jsonl"))
+    options = _parse_options(args.options)
+    fields = _split(args.fields)
+    if not fields:
+        raise UserError("no fields to translate", field="--fields")
+
+    records = read_records(args.input, with_lines=True)
+    common = dict(backend=args.backend, memory_dir=args.memory, options=options, fields=fields)
+    try:
+        translated, usage = translate_records(records, source=args.source, target=args.target,
+                                              **common)
+        flags: list[dict] = []
+        usage["flagged_langid"] = usage["flagged_chrf"] = 0
+        if args.source != args.target:
+            flags += quality.langid_flags(translated, fields, args.target,
+                                          _split(args.langid_languages))
+            usage["flagged_langid"] = len(flags)
+            if args.back_translate:
+                # Through the memory too: a re-run pays for no back-translation either.
+                back, back_usage = translate_records(translated, source=args.target,
+                                                     target=args.source, **common)
+                chrf = quality.chrf_flags(translated, back, fields, args.chrf_threshold)
+                flags += chrf
+                usage["flagged_chrf"] = len(chrf)
+                usage["back_translation"] = {k: back_usage[k] for k in (
+                    "hits", "misses", "characters_billed", "requests")}
+    except UserError as exc:
+        # Record-level errors (they carry a line) are about IN: name it.
+        if exc.file is None and exc.line is not None and not isinstance(exc, BackendError):
+            raise UserError(exc.message, file=args.input, line=exc.line, field=exc.field) from None
+        raise
+
+    log.info("translate %s->%s: %d flagged by language id, %d by back-translation chrF "
+             "(review: %s)", args.source, args.target, usage["flagged_langid"],
+             usage["flagged_chrf"], review_path)
+    write_records(review_path, flags)
+    write_json(usage_path, usage)
+    write_records(out_path, translated)  # last: OUT existing means the stage completed
+    return 0

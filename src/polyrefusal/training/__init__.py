@@ -1,0 +1,1 @@
+"""Model building and training (the embedded base model and DPO)."""

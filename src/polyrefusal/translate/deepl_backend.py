@@ -1,0 +1,157 @@
+"""``deepl``: DeepL's v2 API through the official ``deepl`` client.
+
+* The key comes from ``DEEPL_AUTH_KEY`` only and the server from ``DEEPL_SERVER_URL`` when set
+  (the convention of DeepL's own client tests), else the client's default. The client is made
+  on the first request, so a run served entirely from the translation memory needs no key.
+* Retries: 429 and 5xx are retried by the client itself with exponential backoff
+  (``max_retries`` option, default 5). When it gives up, or on 456 (quota exceeded), we raise a
+  ``BackendError``; the driver has already saved every batch received before it.
+* Batching: DeepL takes at most 50 texts and 128 KiB per request. ``requests`` sends the body
+  as JSON with ``ensure_ascii``, so a text costs its JSON-escaped length, not its UTF-8 length.
+
+Options (params ``translate.options`` / ``--options``):
+  formality      less | more | default | prefer_less | prefer_more (the ``prefer_`` forms fall
+                 back silently for languages without formality)
+  glossary_id    a glossary id, or {target language: glossary id} (glossaries are per pair)
+  context        extra context text (not translated, not billed)
+  model_type     quality_optimized | latency_optimized | prefer_quality_optimized
+  en_variant     EN-GB (default) | EN-US: DeepL's code when translating into English
+  pt_variant     PT-PT (default) | PT-BR: DeepL's code when translating into Portuguese
+  max_retries    client retries on 429/5xx/network errors (default 5; not part of the key)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from .. import __version__
+from ..errors import BackendError, UserError
+from .base import TRANSLATORS, Translator
+
+log = logging.getLogger(__name__)
+
+KEY_ENV = "DEEPL_AUTH_KEY"
+URL_ENV = "DEEPL_SERVER_URL"
+VARIANTS = {"en": ("en_variant", ("EN-GB", "EN-US")), "pt": ("pt_variant", ("PT-PT", "PT-BR"))}
+#: Options DeepL's translate call takes, by our name -> the client's keyword.
+PASS_THROUGH = {"formality": "formality", "glossary_id": "glossary", "context": "context",
+                "model_type": "model_type"}
+
+
+@TRANSLATORS.register("deepl")
+class DeepLTranslator(Translator):
+    known_options = frozenset({*PASS_THROUGH, "en_variant", "pt_variant", "max_retries"})
+    runtime_options = frozenset({"max_retries"})
+    max_batch_texts = 50           # DeepL: "up to 50 texts can be sent in one request"
+    max_batch_bytes = 128 * 1024   # DeepL: "the total request size must not exceed 128 KiB"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        for lang, (opt, allowed) in VARIANTS.items():
+            value = str(self.options.get(opt, allowed[0])).upper()
+            if value not in allowed:
+                raise UserError(f"{opt} must be one of {', '.join(allowed)}, not {value!r}",
+                                field=f"translate.options.{opt}")
+            self.options[opt] = value
+        glossary = self.options.get("glossary_id")
+        if glossary is not None and not isinstance(glossary, (str, dict)):
+            raise UserError("glossary_id must be an id or a mapping {language: id}",
+                            field="translate.options.glossary_id")
+        self._client = None
+        self._key: str | None = None
+
+    # -- language codes and parameters -------------------------------------------------------
+    def target_code(self, target: str) -> str:
+        lang = target.lower()
+        if lang in VARIANTS:
+            return self.options[VARIANTS[lang][0]]
+        return lang.upper()
+
+    @staticmethod
+    def source_code(source: str) -> str:
+        return source.split("-")[0].upper()  # DeepL source codes carry no regional variant
+
+    def _params(self, source: str, target: str) -> dict:
+        """Keyword arguments of ``translate_text`` for this pair (our option names)."""
+        params = {k: self.options.get(k) for k in PASS_THROUGH}
+        if isinstance(params["glossary_id"], dict):
+            params["glossary_id"] = params["glossary_id"].get(target)
+        return {k: v for k, v in params.items() if v is not None}
+
+    def fingerprint(self, source: str, target: str) -> dict:
+        # Only what changes this pair's output: the resolved DeepL target code (not both
+        # variant options) and this target's glossary (not every language's).
+        return {"backend": self.name, "version": self.version,
+                "options": {**self._params(source, target), "target_lang": self.target_code(target)}}
+
+    def request_bytes(self, text: str) -> int:
+        return len(json.dumps(text)) + 2  # ensure_ascii JSON string plus ", " between items
+
+    def request_overhead(self, source: str, target: str) -> int:
+        body = {"target_lang": self.target_code(target), "source_lang": self.source_code(source),
+                "show_billed_characters": True, "text": [], **self._params(source, target)}
+        return len(json.dumps(body)) + 256  # margin for parameters a future client may add
+
+    # -- the client ---------------------------------------------------------------------------
+    def _connect(self):
+        import deepl
+        key = os.environ.get(KEY_ENV, "").strip()
+        if not key:
+            raise UserError(f"{KEY_ENV} is not set: the deepl backend reads its API key from the "
+                            "environment only")
+        # The client's retry count is module state; its backoff (1 s, x1.6, jittered) is the one
+        # DeepL recommends, so we use it rather than a second retry loop of our own.
+        deepl.http_client.max_network_retries = int(self.options.get("max_retries", 5))
+        deepl_log = logging.getLogger("deepl")
+        if deepl_log.level == logging.NOTSET and logging.getLogger().level > logging.DEBUG:
+            deepl_log.setLevel(logging.WARNING)  # one INFO line per request is noise
+        self._key = key
+        self._client = deepl.DeepLClient(key, server_url=os.environ.get(URL_ENV) or None,
+                                         send_platform_info=False)
+        self._client.set_app_info("polyrefusal", __version__)
+        return self._client
+
+    def _scrub(self, message: str) -> str:
+        """Error text may echo request details: never let the key through."""
+        return message.replace(self._key, "***") if self._key else message
+
+    def translate(self, texts: list[str], source: str, target: str) -> list[str]:
+        import deepl
+        client = self._client or self._connect()
+        params = self._params(source, target)
+        if "glossary_id" in params:
+            params["glossary"] = params.pop("glossary_id")
+        try:
+            results = client.translate_text(texts, source_lang=self.source_code(source),
+                                            target_lang=self.target_code(target), **params)
+        except deepl.QuotaExceededException as exc:
+            raise BackendError(f"DeepL quota exceeded (HTTP 456): {self._scrub(str(exc))}") from None
+        except deepl.AuthorizationException as exc:
+            raise BackendError(f"DeepL rejected the API key (HTTP 403): check {KEY_ENV} and "
+                               f"{URL_ENV} (free keys need the api-free server): "
+                               f"{self._scrub(str(exc))}") from None
+        except deepl.TooManyRequestsException as exc:
+            raise BackendError(f"DeepL is rate-limiting (HTTP 429) after {self._retries()} "
+                               f"retries: {self._scrub(str(exc))}") from None
+        except deepl.DeepLException as exc:
+            status = getattr(exc, "http_status_code", None)
+            # 5xx and network errors were retried by the client; other statuses are final.
+            what = (f"HTTP {status}" if status else "no response") + (
+                f", gave up after {self._retries()} retries" if not status or status >= 500 else "")
+            raise BackendError(f"DeepL request failed ({what}): "
+                               f"{self._scrub(str(exc))}".splitlines()[0]) from None
+        except ValueError as exc:  # the client's own argument checks
+            raise UserError(f"invalid DeepL options: {exc}", field="translate.options") from None
+        self.requests += 1
+        self.characters_billed += sum(r.billed_characters or 0 for r in results)
+        return [r.text for r in results]
+
+    def _retries(self) -> int:
+        return int(self.options.get("max_retries", 5))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

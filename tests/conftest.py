@@ -1,0 +1,78 @@
+"""Shared fixtures. Tests that run the DAG work in a copy of the project (tmp dir), with the
+`ci` preset applied, so the checkout's own results/ is never touched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slurm", action="store_true", help="run tests that start a local Slurm")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slurm") or os.environ.get("POLYREFUSAL_RUN_SLURM") == "1":
+        return
+    skip = pytest.mark.skip(reason="needs --run-slurm (starts a local Slurm cluster)")
+    for item in items:
+        if "slurm" in item.keywords:
+            item.add_marker(skip)
+
+
+def project_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+    return [f for f in out if f and (ROOT / f).exists() or (f and (ROOT / f).is_symlink())]
+
+
+def copy_project(dest: Path, preset: str | None = "ci") -> Path:
+    """A fresh clone-like copy: tracked and untracked-not-ignored files, a new git repo."""
+    for rel in project_files():
+        src, dst = ROOT / rel, dest / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            os.symlink(os.readlink(src), dst)
+        elif src.is_file():
+            shutil.copy2(src, dst)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    if preset:
+        run_cli(["polyrefusal", "preset", preset], cwd=dest)
+    return dest
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.setdefault("TOKENIZERS_PARALLELISM", "false")
+    e["HF_HUB_OFFLINE"] = "1"
+    e["TRANSFORMERS_OFFLINE"] = "1"
+    return e
+
+
+def run_cli(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    return copy_project(tmp_path / "proj")
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory) -> Path:
+    """The `ci` preset run end to end once per session (shared by the slow tests)."""
+    proj = copy_project(tmp_path_factory.mktemp("pipeline") / "proj")
+    run_cli(["snakemake", "--cores", "2"], cwd=proj)
+    return proj

@@ -1,0 +1,158 @@
+"""A local stand-in for the DeepL v2 API, for tests and the benchmark.
+
+Speaks what the official ``deepl`` client sends and expects (``POST /v2/translate`` with a JSON
+or form body, ``Authorization: DeepL-Auth-Key ...``; ``GET/POST /v2/usage``,
+``/v2/languages``), on 127.0.0.1 with an ephemeral port, in a thread::
+
+    with FakeDeepL(auth_key="...") as server:
+        os.environ["DEEPL_SERVER_URL"] = server.url
+
+The translation is deterministic: ``"[DE] original text"``. The server counts the characters
+it billed per target language, records every request, and can be scripted to fail:
+``fail_next(429, times=2)``, ``fail_next(500)``, ``quota = N`` (456 once a request would take
+the billed total over N characters; nothing of a rejected request is billed).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MAX_TEXTS = 50
+MAX_BODY = 128 * 1024
+LANGUAGES = ["EN-GB", "EN-US", "DE", "IT", "FR", "ES", "PT-PT", "PT-BR", "PL", "CS", "SK", "SL",
+             "LT", "LV"]
+
+
+class FakeDeepL:
+    def __init__(self, auth_key: str = "test-key"):
+        self.auth_key = auth_key
+        self.quota: int | None = None
+        self.billed = Counter()            # target_lang -> characters billed
+        self.requests: list[dict] = []     # every /v2/translate request, failed ones too
+        self.statuses: list[int] = []      # status of each /v2/translate response
+        self._failures: list[tuple[int, float | None]] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    # -- scripting -------------------------------------------------------------------------
+    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
+        """The next ``times`` translate requests answer ``status``."""
+        with self._lock:
+            self._failures += [(status, retry_after)] * times
+
+    @property
+    def total_billed(self) -> int:
+        return sum(self.billed.values())
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> "FakeDeepL":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "FakeDeepL":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- the API ---------------------------------------------------------------------------
+    def _translate(self, params: dict, body_bytes: int) -> tuple[int, dict, dict]:
+        texts = params.get("text") or []
+        if isinstance(texts, str):
+            texts = [texts]
+        target = str(params.get("target_lang", "")).upper()
+        request = {"target_lang": target, "texts": list(texts), "body_bytes": body_bytes,
+                   **{k: params.get(k) for k in ("source_lang", "formality", "glossary_id",
+                                                  "context", "model_type")}}
+        with self._lock:
+            self.requests.append(request)
+            if self._failures:
+                status, retry_after = self._failures.pop(0)
+                headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+                return status, {"message": "scripted failure"}, headers
+            if body_bytes > MAX_BODY:
+                return 413, {"message": "Request Entity Too Large"}, {}
+            if not texts or len(texts) > MAX_TEXTS:
+                return 400, {"message": f"Between 1 and {MAX_TEXTS} texts are allowed"}, {}
+            if target not in LANGUAGES:
+                return 400, {"message": f"Value for 'target_lang' not supported: {target}"}, {}
+            chars = sum(len(t) for t in texts)
+            if self.quota is not None and self.total_billed + chars > self.quota:
+                return 456, {"message": "Quota Exceeded"}, {}
+            self.billed[target] += chars
+        source = str(params.get("source_lang") or "EN").upper()
+        return 200, {"translations": [
+            {"detected_source_language": source, "text": f"[{target}] {t}", "billed_characters": len(t)}
+            for t in texts]}, {}
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _reply(self, status: int, obj, headers: dict | None = None) -> None:
+                body = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _params(self) -> tuple[dict, int]:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                ctype = self.headers.get("Content-Type", "")
+                if "json" in ctype:
+                    return (json.loads(raw) if raw else {}), length
+                query = urllib.parse.urlsplit(self.path).query
+                form = urllib.parse.parse_qs(raw.decode() + ("&" + query if query else ""))
+                params = {k: (v if k == "text" else v[-1]) for k, v in form.items()}
+                return params, length
+
+            def _authorised(self) -> bool:
+                if self.headers.get("Authorization") == f"DeepL-Auth-Key {server.auth_key}":
+                    return True
+                self._reply(403, {"message": "Wrong auth key"})
+                return False
+
+            def _dispatch(self) -> None:
+                params, length = self._params()
+                path = urllib.parse.urlsplit(self.path).path
+                if not self._authorised():
+                    return
+                if path == "/v2/translate" and self.command == "POST":
+                    status, obj, headers = server._translate(params, length)
+                    server.statuses.append(status)
+                    self._reply(status, obj, headers)
+                elif path == "/v2/usage":
+                    self._reply(200, {"character_count": server.total_billed,
+                                      "character_limit": server.quota or 10**12})
+                elif path == "/v2/languages":
+                    self._reply(200, [{"language": code, "name": code, "supports_formality": True}
+                                      for code in LANGUAGES])
+                else:
+                    self._reply(404, {"message": "Not found"})
+
+            do_GET = do_POST = _dispatch
+
+        return Handler
