@@ -37,7 +37,9 @@ class FakeDeepL:
         self._failures: list[tuple[int, float | None]] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll keeps shutdown() (one per test) fast.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
 
     # -- scripting -------------------------------------------------------------------------
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:

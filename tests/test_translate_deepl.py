@@ -225,6 +225,7 @@ def test_bad_options_are_user_errors(server, tmp_path):
 
 def test_cli_end_to_end_and_the_key_never_leaks(server, tmp_path, caplog, capsys):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="deepl")  # the client's request/response details too
     records = corpus(6)
     src = tmp_path / "in" / "en.parquet"
     write_records(src, records)
@@ -264,9 +265,36 @@ def test_cli_end_to_end_and_the_key_never_leaks(server, tmp_path, caplog, capsys
     for text in (caplog.text, captured.out, captured.err):
         assert KEY not in text
     assert "hits" in caplog.text and "characters billed" in caplog.text
+    assert "Request details" in caplog.text  # the client's debug log was captured and checked
 
 
 def test_usage_json_never_holds_the_key(server, tmp_path):
     _, usage = run(corpus(2), tmp_path / "mem")
     assert KEY not in json.dumps(usage)
     assert {"hits", "misses", "characters_billed", "requests", "backend", "source", "target"} <= set(usage)
+
+
+def test_cli_takes_backend_and_options_from_params(server, tmp_path):
+    import yaml
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params["translate"] = {"backend": "deepl", "options": {"formality": "prefer_less"},
+                           "memory_dir": str(tmp_path / "mem")}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_records(tmp_path / "en.jsonl", corpus(2))
+    assert main(["translate", "--params", str(tmp_path / "params.yaml"), "--target", "de",
+                 "--options", json.dumps({"context": "c"}), str(tmp_path / "en.jsonl"),
+                 str(tmp_path / "de.jsonl")]) == 0
+    assert (server.requests[-1]["formality"], server.requests[-1]["context"]) == ("prefer_less", "c")
+    assert any((tmp_path / "mem" / "en-de").glob("*.jsonl"))
+
+
+def test_fake_server_speaks_the_form_api_too(server):
+    """The fake accepts the documented form body as well as the client's JSON."""
+    import httpx
+    auth = {"Authorization": f"DeepL-Auth-Key {KEY}"}
+    r = httpx.post(f"{server.url}/v2/translate", headers=auth,
+                   data={"text": ["Hello", "World"], "target_lang": "DE", "source_lang": "EN"})
+    assert r.status_code == 200
+    assert [t["text"] for t in r.json()["translations"]] == ["[DE] Hello", "[DE] World"]
+    assert httpx.get(f"{server.url}/v2/usage", headers=auth).json()["character_count"] == 10
+    assert httpx.get(f"{server.url}/v2/usage").status_code == 403

@@ -1,21 +1,37 @@
 """The generator interface: chat prompts in, answers out.
 
-A ``ModelSpec`` names the model and every decoding parameter; ``Generator.cache_identity()``
-plus the chat-templated prompt is the key of the response cache (``cache.ResponseCache``), so a
-cached answer is never served across models, revisions, weights or sampling parameters.
+A ``ModelSpec`` names the model and every decoding parameter. The response cache
+(``cache.ResponseCache``) keys an answer by ``Generator.identity(spec)`` (backend, model
+identity, dtype, every sampling parameter, the extras that change answers) and the chat
+messages of the prompt, so a cached answer is never served across models, revisions, weights
+or sampling parameters.
+
+Why the messages and not the chat-templated string: the templated prompt is a pure function
+of (messages, tokenizer files), and the tokenizer files and chat template are part of the
+model identity (``identity.model_files``). Keying by messages gives the same guarantee while
+letting a fully cached run skip loading even the tokenizer. ``render`` still returns the exact
+string the model sees, for audits and tests.
+
+Identity and messages are class-level so the runner computes keys without building (loading)
+a generator. Backend modules import their heavy dependencies inside methods only.
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 
 from ..registry import Registry
 
+#: Bump when a change in this package changes the answers a backend produces for the same
+#: model and parameters (answer post-processing, decoding defaults): old entries then miss.
+CACHE_FORMAT = 1
+
 
 @dataclass
 class ModelSpec:
-    path: str                      # local directory or hub id
+    path: str                      # local directory or hub id (openai: the served model name)
     revision: str | None = None
     dtype: str = "auto"            # auto | float32 | bfloat16 | float16
     max_new_tokens: int = 64
@@ -36,18 +52,48 @@ class ModelSpec:
 
 class Generator(ABC):
     name: str = "?"
+    #: ``spec.extra`` keys that change the answers, hence part of the cache key. The others
+    #: (threads, concurrency, memory settings) change only how fast answers come.
+    answer_extras: tuple[str, ...] = ()
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec
+        #: Answer tokens generated so far (EOS included), for throughput statistics.
+        self.new_tokens = 0
+
+    # -- cache identity (no model needed) ------------------------------------------------------
+    @classmethod
+    def model_identity(cls, spec: ModelSpec) -> dict:
+        from .identity import model_identity
+        return model_identity(spec.path, spec.revision)
+
+    @classmethod
+    def identity(cls, spec: ModelSpec) -> dict:
+        """Everything besides the prompt that decides an answer."""
+        return {"format": CACHE_FORMAT, "backend": cls.name, "model": cls.model_identity(spec),
+                "dtype": spec.dtype, "sampling": spec.sampling(),
+                "extra": {k: spec.extra[k] for k in cls.answer_extras if k in spec.extra}}
+
+    @staticmethod
+    def messages(spec: ModelSpec, prompt: str) -> list[dict]:
+        """The chat the model answers: the spec's system prompt (if any) and one user turn."""
+        system = [{"role": "system", "content": spec.system_prompt}] if spec.system_prompt else []
+        return system + [{"role": "user", "content": prompt}]
 
     def cache_identity(self) -> dict:
-        """Backend, model identity (weights digest for local dirs) and sampling parameters."""
-        return {"backend": self.name, "model": self.spec.path, "revision": self.spec.revision,
-                "sampling": self.spec.sampling(), "system_prompt": self.spec.system_prompt}
+        return type(self).identity(self.spec)
 
+    # -- generation --------------------------------------------------------------------------
     def render(self, prompt: str) -> str:
-        """The chat-templated prompt exactly as the model sees it (part of the cache key)."""
-        return prompt
+        """The prompt exactly as the model sees it (the chat-templated text; a remote backend,
+        whose server applies the template, shows the messages it sends)."""
+        return json.dumps(self.messages(self.spec, prompt), ensure_ascii=False)
+
+    @property
+    def chunk_size(self) -> int:
+        """How many prompts the runner hands to one ``generate`` call, i.e. how much work an
+        interruption can lose. Backends that schedule their own batches want more."""
+        return max(1, int(self.spec.batch_size))
 
     @abstractmethod
     def generate(self, prompts: list[str]) -> list[str]:
@@ -55,9 +101,12 @@ class Generator(ABC):
 
     def next_token_logprobs(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
         """Log-probability of each candidate string's first token as the first answer token
-        (e.g. Llama Guard's ``safe``/``unsafe``). Backends without logits raise
-        NotImplementedError and judges then report no score."""
+        (e.g. Llama Guard's ``safe``/``unsafe``), one dict per prompt. Backends without logits
+        raise NotImplementedError and judges then report no score."""
         raise NotImplementedError(f"{self.name} does not expose logits")
+
+    def close(self) -> None:
+        """Release the model (GPU memory, worker processes, connections)."""
 
 
 GENERATORS: Registry[Generator] = Registry("generator")

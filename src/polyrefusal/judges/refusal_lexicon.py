@@ -201,7 +201,7 @@ def load_prefixes() -> Lexicon:
     return parse_lexicon(path.read_text(encoding="utf-8"), str(path))
 
 
-WILDCARD = r"(?:,? [\w'-]+){0,3},? "  # "*": up to three words, within one clause
+WILDCARD = r"(?: [\w'-]+){0,3} "  # "*": up to three words, not across a comma (clause)
 
 
 def phrases_regex(phrases) -> str:

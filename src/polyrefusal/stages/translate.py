@@ -1,6 +1,7 @@
 """`polyrefusal translate`: translate a record file into one target language.
 
     polyrefusal translate --backend deepl --source en --target de IN OUT
+    polyrefusal translate --params params.yaml --target de IN OUT   # backend etc. from params
 
 Every text goes through the translation memory (``--memory``), so re-running, adding a language
 or resuming after a quota error never pays for a text twice. Writes OUT (same records, fields
@@ -29,15 +30,19 @@ DEFAULT_MEMORY = "results/translation_memory"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN", help="records (JSONL or Parquet) with id and text")
     parser.add_argument("output", metavar="OUT", help="translated records (.jsonl or .parquet)")
-    parser.add_argument("--backend", default="memory",
-                        help="memory (built-in, default) | deepl | transformers")
+    parser.add_argument("--params", metavar="PATH",
+                        help="params.yaml: defaults for --backend, --memory and the backend "
+                             "options (translate.*), and the languages language id chooses among")
+    parser.add_argument("--backend",
+                        help="memory (built-in; the default without --params) | deepl | transformers")
     parser.add_argument("--source", default="en", help="source language (default: en)")
     parser.add_argument("--target", required=True, help="target language")
-    parser.add_argument("--memory", default=DEFAULT_MEMORY, metavar="DIR",
+    parser.add_argument("--memory", metavar="DIR",
                         help=f"translation memory directory (default: {DEFAULT_MEMORY})")
     parser.add_argument("--fields", default="text",
                         help="comma-separated fields to translate (default: text)")
-    parser.add_argument("--options", default="{}", metavar="JSON", help="backend options (JSON object)")
+    parser.add_argument("--options", default="{}", metavar="JSON",
+                        help="backend options (JSON object), over those of --params")
     parser.add_argument("--usage", metavar="PATH",
                         help="usage JSON (default: <OUT stem>.usage.json beside OUT)")
     parser.add_argument("--review", metavar="PATH",
@@ -46,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="back-translate into the source language and flag low chrF")
     parser.add_argument("--chrf-threshold", type=float, default=40.0,
                         help="flag back-translations under this chrF (default: 40)")
-    parser.add_argument("--langid-languages", default=",".join(quality.STUDY_LANGUAGES),
-                        help="languages language identification chooses among")
+    parser.add_argument("--langid-languages",
+                        help="comma-separated languages language identification chooses among "
+                             "(default: params' languages, else the study's 12)")
 
 
 def _parse_options(text: str) -> dict:
@@ -69,21 +75,32 @@ def run(args: argparse.Namespace) -> int:
     usage_path = Path(args.usage) if args.usage else out_path.with_name(f"{out_path.stem}.usage.json")
     review_path = (Path(args.review) if args.review
                    else out_path.with_name(f"{out_path.stem}.review.jsonl"))
-    options = _parse_options(args.options)
+    config: dict = {}
+    languages = quality.STUDY_LANGUAGES
+    if args.params:
+        from ..params import load_params
+        params = load_params(args.params)
+        config = params["translate"]
+        languages = tuple(sorted(set(languages) | set(params["languages"])))
+    backend = args.backend or config.get("backend", "memory")
+    memory_dir = args.memory or config.get("memory_dir", DEFAULT_MEMORY)
+    # Command-line options refine the params' ones (the pipeline passes none).
+    options = {**(config.get("options") or {}), **_parse_options(args.options)}
+    if args.langid_languages:
+        languages = _split(args.langid_languages)
     fields = _split(args.fields)
     if not fields:
         raise UserError("no fields to translate", field="--fields")
 
     records = read_records(args.input, with_lines=True)
-    common = dict(backend=args.backend, memory_dir=args.memory, options=options, fields=fields)
+    common = dict(backend=backend, memory_dir=memory_dir, options=options, fields=fields)
     try:
         translated, usage = translate_records(records, source=args.source, target=args.target,
                                               **common)
         flags: list[dict] = []
         usage["flagged_langid"] = usage["flagged_chrf"] = 0
         if args.source != args.target:
-            flags += quality.langid_flags(translated, fields, args.target,
-                                          _split(args.langid_languages))
+            flags += quality.langid_flags(translated, fields, args.target, languages)
             usage["flagged_langid"] = len(flags)
             if args.back_translate:
                 # Through the memory too: a re-run pays for no back-translation either.

@@ -30,8 +30,6 @@ from .. import __version__
 from ..errors import BackendError, UserError
 from .base import TRANSLATORS, Translator
 
-log = logging.getLogger(__name__)
-
 KEY_ENV = "DEEPL_AUTH_KEY"
 URL_ENV = "DEEPL_SERVER_URL"
 VARIANTS = {"en": ("en_variant", ("EN-GB", "EN-US")), "pt": ("pt_variant", ("PT-PT", "PT-BR"))}
@@ -55,6 +53,10 @@ class DeepLTranslator(Translator):
                 raise UserError(f"{opt} must be one of {', '.join(allowed)}, not {value!r}",
                                 field=f"translate.options.{opt}")
             self.options[opt] = value
+        retries = self.options.get("max_retries", 5)
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise UserError(f"max_retries must be a whole number >= 0, not {retries!r}",
+                            field="translate.options.max_retries")
         glossary = self.options.get("glossary_id")
         if glossary is not None and not isinstance(glossary, (str, dict)):
             raise UserError("glossary_id must be an id or a mapping {language: id}",

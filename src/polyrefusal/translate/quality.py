@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import functools
 
+from .. import ALL_LANGUAGES
+from ..errors import UserError
+
 #: The study's languages. Language identification is restricted to them because the failure
 #: we look for is "left in English / came out in another study language"; the full 97-language
 #: model mislabels short prompts as unrelated languages far more often.
-STUDY_LANGUAGES = ("en", "de", "it", "fr", "es", "pt", "pl", "cs", "sk", "sl", "lt", "lv")
+STUDY_LANGUAGES = ALL_LANGUAGES
 
 
 @functools.lru_cache(maxsize=8)
 def _identifier(languages: tuple[str, ...]):
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    identifier.set_languages(list(languages))
+    try:
+        identifier.set_languages(list(languages))
+    except ValueError as exc:  # a code py3langid does not know
+        raise UserError(f"language identification: {exc}", field="--langid-languages") from None
     return identifier
 
 

@@ -19,6 +19,8 @@ output. Why this layout:
 * **One directory per language pair.** A stage translates one pair, so it reads only that
   pair's shards: ~50k entries per pair load in well under a second.
 * Plain JSONL stays diff-able, greppable and DVC-friendly (a few files, not one per entry).
+  Shard names never repeat, so merging two memories (two checkouts, two machines) is copying
+  their files into one directory.
 
 The source text is stored with each entry so the memory can be audited and a (96-bit) hash
 collision is detected instead of served.

@@ -74,10 +74,14 @@ class TransformersTranslator(Translator):
         fp = super().fingerprint(source, target)
         model = self.model_id(source, target)
         if Path(model).is_dir():
+            # A local model is keyed by its content, not its path: the memory stays valid for
+            # another checkout that keeps the same model elsewhere.
             if model not in self._digests:
                 self._digests[model] = dir_digest(Path(model))
+            fp["options"] = {k: v for k, v in fp["options"].items() if k != "model"}
             fp["model_digest"] = self._digests[model]
-        fp["model"] = model
+        else:
+            fp["options"]["model"] = model
         return fp
 
     def _load(self, model_id: str):

@@ -1,0 +1,111 @@
+"""Backend ``vllm``: offline batched inference with ``vllm.LLM`` (GPU).
+
+An optional extra (``pip install 'polyrefusal[vllm]'``), imported when the backend is built,
+never at module import. ``LLM.chat`` applies the model's chat template and schedules all
+prompts of a call itself (continuous batching), so the runner hands it large chunks.
+
+Settings (``spec.extra``): ``tensor_parallel_size`` (default 1), ``gpu_memory_utilization``
+(default 0.9), ``max_model_len``, ``enforce_eager``, ``chat_template``, ``chunk_size`` (prompts
+per call between cache flushes, default 1024). Each request is seeded with ``spec.seed``, so a
+sampled answer depends on its prompt only, not on what else was in the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import UserError
+from .base import GENERATORS, Generator, ModelSpec
+from .identity import locate_model
+
+log = logging.getLogger(__name__)
+LLM_OPTIONS = {"tensor_parallel_size": int, "gpu_memory_utilization": float, "max_model_len": int,
+               "enforce_eager": bool}
+
+
+@GENERATORS.register("vllm")
+class VLLMGenerator(Generator):
+    answer_extras = ("chat_template",)
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        try:
+            import vllm
+        except ImportError:
+            raise UserError("backend 'vllm' needs vLLM (GPU machines): pip install 'polyrefusal[vllm]'",
+                            field="generation.backend") from None
+        self._vllm = vllm
+        where = locate_model(spec.path, spec.revision)
+        options = {k: cast(spec.extra[k]) for k, cast in LLM_OPTIONS.items() if spec.extra.get(k) is not None}
+        options.setdefault("tensor_parallel_size", 1)
+        options.setdefault("gpu_memory_utilization", 0.9)
+        # A cached hub snapshot is passed as its directory: vLLM then needs no network.
+        revision = None if where.local_only else spec.revision
+        try:
+            self.llm = vllm.LLM(model=where.source, revision=revision, tokenizer_revision=revision,
+                                dtype=spec.dtype, seed=int(spec.seed), **options)
+        except (OSError, ValueError, RuntimeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"vLLM cannot load the model: {first}", file=spec.path) from None
+        self.chat_template = spec.extra.get("chat_template")
+        self.sampling = vllm.SamplingParams(n=1, temperature=float(spec.temperature), top_p=float(spec.top_p),
+                                            max_tokens=int(spec.max_new_tokens), seed=int(spec.seed))
+
+    @property
+    def chunk_size(self) -> int:
+        return max(1, int(self.spec.extra.get("chunk_size", 1024)))
+
+    def render(self, prompt: str) -> str:
+        tokenizer = self.llm.get_tokenizer()
+        return tokenizer.apply_chat_template(self.messages(self.spec, prompt), tokenize=False,
+                                             add_generation_prompt=True, chat_template=self.chat_template)
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        if not prompts:
+            return []
+        outputs = self.llm.chat([self.messages(self.spec, p) for p in prompts], self.sampling,
+                                use_tqdm=False, chat_template=self.chat_template)
+        answers = []
+        for out in outputs:  # in request order
+            completion = out.outputs[0]
+            self.new_tokens += len(completion.token_ids)
+            answers.append(completion.text.strip())
+        return answers
+
+    def next_token_logprobs(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
+        """Exact log-probabilities: each candidate's first token is appended to the templated
+        prompt and scored as a prompt token (``prompt_logprobs``), so no candidate falls out of
+        a top-k. The shared prefix is computed once with prefix caching."""
+        if not prompts:
+            return []
+        tokenizer = self.llm.get_tokenizer()
+        first = {}
+        for c in candidates:
+            ids = tokenizer.encode(c, add_special_tokens=False)
+            if not ids:
+                raise UserError(f"candidate {c!r} encodes to no token")
+            first[c] = ids[0]
+        requests = []
+        for p in prompts:
+            ids = tokenizer.encode(self.render(p), add_special_tokens=False)
+            requests += [{"prompt_token_ids": ids + [t]} for t in first.values()]
+        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        result, it = [], iter(outputs)
+        for _ in prompts:
+            row = {}
+            for c, t in first.items():
+                row[c] = float(next(it).prompt_logprobs[-1][t].logprob)
+            result.append(row)
+        return result
+
+    def close(self) -> None:
+        import gc
+        self.llm = None
+        gc.collect()
+        try:
+            import torch
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
