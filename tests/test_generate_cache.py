@@ -176,16 +176,19 @@ def test_unknown_backend_is_a_user_error(models):
 IDENTITY = {"backend": "test", "model": {"digest": "abc"}}
 
 
-def _writer(root: str, worker: int, n: int) -> None:
+def _writer(root: str, worker: int, n: int, barrier=None) -> None:
     with ResponseCache(root, IDENTITY) as cache:
+        if barrier is not None:
+            barrier.wait(20)  # both processes write at the same time
         for start in range(0, n, 10):
             cache.put_many([(cache.key([{"role": "user", "content": f"{worker}-{i}"}]), f"answer {worker}-{i}")
                             for i in range(start, start + 10)])
 
 
 def test_two_processes_writing_one_partition(tmp_path):
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, 300)) for w in range(2)]
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, 300, barrier)) for w in range(2)]
     for p in procs:
         p.start()
     for p in procs:

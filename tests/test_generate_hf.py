@@ -57,15 +57,16 @@ def test_next_token_logprobs_match_an_unpadded_forward(tiny_model):
     assert g.next_token_logprobs([], ["safe"]) == []
 
 
-def test_greedy_first_token_is_the_most_likely(tiny_model):
-    g = gen(tiny_model, max_new_tokens=1)
-    first_tokens = [g.tokenizer.convert_ids_to_tokens(i) for i in range(len(g.tokenizer))]
-    vocab = [g.tokenizer.convert_tokens_to_string([t]) for t in first_tokens]
-    answer = g.generate([PROMPTS[0]])[0]
-    scores = g.next_token_logprobs([PROMPTS[0]], [v for v in vocab if v.strip() == answer and v])
-    assert scores[0]  # the greedy answer's token is in the vocabulary
-    best = max(g.next_token_logprobs([PROMPTS[0]], [v for v in vocab if v.strip()])[0].values())
-    assert max(scores[0].values()) == pytest.approx(best)
+def test_a_whole_chat_is_a_prompt_for_guard_models(tiny_model):
+    """Guard judges classify (prompt, response) chats; the chat template renders them."""
+    g = gen(tiny_model, system_prompt="S")
+    chat = [{"role": "user", "content": "how?"}, {"role": "assistant", "content": "like this"}]
+    assert g.render(chat) == "<|system|>\nS\n<|user|>\nhow?\n<|assistant|>\nlike this</s>\n<|assistant|>\n"
+    own_system = [{"role": "system", "content": "T"}] + chat
+    assert g.render(own_system).startswith("<|system|>\nT\n<|user|>")
+    scores = g.next_token_logprobs([chat, "how?"], ["safe", "unsafe"])
+    assert scores[0] != scores[1] and all(v <= 0 for s in scores for v in s.values())
+    assert len(g.generate([chat])) == 1
 
 
 def test_sampling_is_seeded(tiny_model):
@@ -73,6 +74,21 @@ def test_sampling_is_seeded(tiny_model):
     assert gen(tiny_model, temperature=1.0, seed=1).generate(PROMPTS) == a
     assert gen(tiny_model, temperature=1.0, seed=2).generate(PROMPTS) != a
     assert gen(tiny_model).generate(PROMPTS) != a
+
+
+def test_checkpoint_decoding_defaults_do_not_leak_in(tiny_model, tmp_path):
+    """Only the spec decides decoding: a checkpoint's repetition penalty or top-k would change
+    answers behind the cache key's back (and differ from vLLM / servers)."""
+    import json
+    import shutil
+
+    model = shutil.copytree(tiny_model, tmp_path / "m")
+    cfg = json.loads((model / "generation_config.json").read_text())
+    cfg.update(repetition_penalty=5.0, no_repeat_ngram_size=1, top_k=1, temperature=0.01, do_sample=True)
+    (model / "generation_config.json").write_text(json.dumps(cfg))
+    assert gen(str(model)).generate(PROMPTS) == gen(tiny_model).generate(PROMPTS)
+    sampled = dict(temperature=1.0, seed=4)
+    assert gen(str(model), **sampled).generate(PROMPTS) == gen(tiny_model, **sampled).generate(PROMPTS)
 
 
 def test_new_tokens_are_counted_up_to_eos(tiny_model):

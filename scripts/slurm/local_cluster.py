@@ -110,7 +110,7 @@ def node_hardware() -> dict[str, str]:
 def write_configs(d: Path, accounting: bool) -> dict:
     for sub in ("etc", "munge", "state", "spool", "log", "run", "db"):
         (d / sub).mkdir(parents=True, exist_ok=True)
-    os.chmod(d / "munge", 0o700)
+    os.chmod(d / "munge", 0o755)  # munged wants o+x on the socket dir
     hw = node_hardware()
     node = hw["NodeName"]  # slurmd takes its node name from `hostname -s`
     ports = {"slurmctld": free_port(), "slurmd": free_port(), "slurmdbd": free_port(),
@@ -124,6 +124,8 @@ def write_configs(d: Path, accounting: bool) -> dict:
     hw_line = " ".join(f"{k}={v}" for k, v in hw.items() if k not in ("NodeName", "UpTime"))
     acct = (f"AccountingStorageType=accounting_storage/slurmdbd\n"
             f"AccountingStorageHost=127.0.0.1\nAccountingStoragePort={ports['slurmdbd']}\n"
+            # For slurmdbd connections the MUNGE socket is given here, not by AuthInfo.
+            f"AccountingStoragePass={munge_socket}\n"
             f"JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherFrequency=30\n"
             if accounting else
             "AccountingStorageType=accounting_storage/none\nJobAcctGatherType=jobacct_gather/none\n")
@@ -186,6 +188,15 @@ StoragePass=polyrefusal
 StorageLoc=slurm_acct_db
 """)
         os.chmod(dbd, 0o600)  # slurmdbd refuses a readable config
+    # The executor plugin's job step (snakemake-executor-plugin-slurm-jobstep) drops every SLURM_*
+    # variable, SLURM_CONF included, before its nested `srun`; on a real cluster srun then reads
+    # /etc/slurm/slurm.conf. This cluster lives in d, so `srun` is reached through a shim on PATH
+    # (client_env puts d/bin first) that sets SLURM_CONF again. Nothing outside d is changed.
+    (d / "bin").mkdir(exist_ok=True)
+    real_srun = shutil.which("srun") or "/usr/bin/srun"
+    shim = d / "bin" / "srun"
+    shim.write_text(f'#!/bin/sh\nSLURM_CONF={d}/etc/slurm.conf exec {real_srun} "$@"\n')
+    shim.chmod(0o755)
     info = {"dir": str(d), "node": node, "ports": ports, "accounting": accounting,
             "slurm_conf": str(d / "etc" / "slurm.conf"), "munge_socket": str(munge_socket),
             "partitions": list(PARTITIONS)}
@@ -197,7 +208,7 @@ StorageLoc=slurm_acct_db
 def client_env(d: Path) -> dict:
     env = dict(os.environ)
     env["SLURM_CONF"] = str(d / "etc" / "slurm.conf")
-    env["PATH"] = env.get("PATH", "") + ":/usr/sbin:/sbin"
+    env["PATH"] = f"{d / 'bin'}:{env.get('PATH', '')}:/usr/sbin:/sbin"
     return env
 
 
@@ -274,7 +285,7 @@ def start(d: Path | str, accounting: bool = True, install: bool = True, timeout:
     info["startup_s"] = round(time.monotonic() - t0, 1)
     (d / "cluster.json").write_text(json.dumps(info, indent=1))
     log(f"cluster {CLUSTER!r} up in {info['startup_s']}s (accounting: {accounting}); "
-        f"export SLURM_CONF={info['slurm_conf']}")
+        f"export SLURM_CONF={info['slurm_conf']} PATH={d / 'bin'}:$PATH")
     return info
 
 
@@ -424,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "start":
         d.mkdir(parents=True, exist_ok=True)
         info = start(d, accounting=not args.no_accounting)
-        print(f"export SLURM_CONF={info['slurm_conf']}")
+        print(f"export SLURM_CONF={info['slurm_conf']} PATH={d.resolve() / 'bin'}:$PATH")
     elif args.action == "stop":
         stop(d)
     else:

@@ -24,6 +24,7 @@ from .errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "preset": ("preset", "apply a named preset from params.yaml's `presets:` block in place"),
     "corpus": ("corpus", "load, validate and write the source prompt corpus"),
+    "rainbow": ("rainbow", "generate new attack prompts by Rainbow Teaming (quality-diversity search)"),
     "translate": ("translate", "translate records into one target language (memory-backed)"),
     "respond": ("respond", "attach a refusal (chosen) and a compliance (rejected) answer per prompt"),
     "judge": ("judge", "label answers with a judge or an ensemble of judges"),
@@ -33,7 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "DPO-train one training configuration"),
     "generate": ("generate", "answer test prompts with one model (response-cached)"),
     "evaluate": ("evaluate", "judge one model's answers in one language and score them"),
+    "capability": ("capability", "multiple-choice capability per language (lm-evaluation-harness)"),
     "report": ("report", "aggregate scores into CSVs and the report"),
+    "sync": ("sync", "after `dvc pull`: verify hashes against dvc.lock and mark Snakemake outputs up to date"),
 }
 
 

@@ -33,15 +33,12 @@ machine translation of the same ``source_id``), and skip rows of any other langu
 
 from __future__ import annotations
 
-import logging
 import re
 import unicodedata
 from pathlib import Path
 
 from . import seed as seed_data
 from .errors import UserError
-
-log = logging.getLogger(__name__)
 
 #: field -> (required, allowed types)
 SCHEMA: dict[str, tuple[bool, tuple[type, ...]]] = {
@@ -112,7 +109,10 @@ def record_problems(rec: dict, source: str, line: int | None,
     def bad(message: str, field: str) -> None:
         problems.append(UserError(message, file=source, line=line, field=_label(field, labels)))
 
+    skip = rec.get("_skip", ())  # fields already reported (e.g. a value that could not be read)
     for field, (required, types) in SCHEMA.items():
+        if field in skip:
+            continue
         if field not in rec or rec[field] is None:
             if required:
                 bad("missing required field", field)
@@ -126,7 +126,7 @@ def record_problems(rec: dict, source: str, line: int | None,
         elif len(text) > MAX_TEXT_CHARS:
             bad(f"text is {len(text):,} characters, over the {MAX_TEXT_CHARS:,} limit", "text")
     lang = rec.get("lang")
-    if isinstance(lang, str) and lang not in KNOWN_LANGS:
+    if isinstance(lang, str) and lang not in KNOWN_LANGS and "lang" not in skip:
         bad(f"unknown language code {lang!r}", "lang")
     for field in ("id", "source_id", "category", "style", "target_group"):
         value = rec.get(field)
@@ -162,7 +162,7 @@ def validate(records: list[dict], source: str, *, labels: dict[str, str] | None 
     if problems:
         problems.sort(key=lambda p: (p.file != source, p.line if p.line is not None else 0))
         raise CorpusError(problems, file=source)
-    return [{k: v for k, v in r.items() if k not in ("_line", "_file")} for r in records]
+    return [{k: v for k, v in r.items() if k not in ("_line", "_file", "_skip")} for r in records]
 
 
 # --- normalisation of user values ----------------------------------------------------------------
@@ -251,7 +251,8 @@ def seed_axes(lang: str = "en") -> dict[str, list[str]]:
     return {axis: list(seed[key]) for axis, (key, _) in SELECTION_AXES.items()}
 
 
-def _params_line(params_file: str | None, path: list) -> int | None:
+def params_line(params_file: str | None, path: list) -> int | None:
+    """Line of a key path in the params file, for error messages (None when unknown)."""
     if not params_file or not Path(params_file).exists():
         return None
     from .params import _yaml_line
@@ -271,7 +272,7 @@ def resolve_selection(cfg: dict, params_file: str | None = "params.yaml") -> dic
         if value is None or value == "all":
             selection[axis] = list(available[axis])
             continue
-        where = dict(file=params_file, line=_params_line(params_file, ["corpus", axis]), field=f"corpus.{axis}")
+        where = dict(file=params_file, line=params_line(params_file, ["corpus", axis]), field=f"corpus.{axis}")
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise UserError(f"must be \"all\" or a list of {noun} keys", **where)
         unknown = [v for v in value if v not in available[axis]]
@@ -310,7 +311,8 @@ def builtin_records(lang: str, selection: dict[str, list[str]] | None = None) ->
 def load_corpus(source: str, lang: str, columns: dict | None = None, *, layout: str | None = None,
                 defaults: dict | None = None, selection: dict[str, list[str]] | None = None,
                 languages: list[str] | None = None, split: str | None = None,
-                subset: str | None = None, revision: str | None = None) -> list[dict]:
+                subset: str | None = None, revision: str | None = None,
+                params_file: str | None = None) -> list[dict]:
     """The built-in seed set (restricted to ``selection``), or a user corpus imported with a
     layout and column mapping (see ``importers.import_corpus``). ``lang`` is the source
     language (the language of rows that name none); ``languages`` (optional) keeps only rows in
@@ -319,7 +321,8 @@ def load_corpus(source: str, lang: str, columns: dict | None = None, *, layout: 
         return builtin_records(lang, selection)
     from .importers import import_corpus
     return import_corpus(source, lang=lang, columns=columns, layout=layout, defaults=defaults,
-                         languages=languages, split=split, subset=subset, revision=revision)
+                         languages=languages, split=split, subset=subset, revision=revision,
+                         params_file=params_file)
 
 
 def check_corpus_params(cfg, params_file: str | None = "params.yaml") -> None:
@@ -329,12 +332,12 @@ def check_corpus_params(cfg, params_file: str | None = "params.yaml") -> None:
     for key in cfg:
         if key not in CORPUS_KEYS:
             raise UserError(f"unknown key {key!r} (known: {', '.join(sorted(CORPUS_KEYS))})",
-                            file=params_file, line=_params_line(params_file, ["corpus", key]),
+                            file=params_file, line=params_line(params_file, ["corpus", key]),
                             field=f"corpus.{key}")
     include = cfg.get("include") or []
     if not isinstance(include, list) or not all(isinstance(p, str) and p for p in include):
         raise UserError("must be a list of corpus files", file=params_file,
-                        line=_params_line(params_file, ["corpus", "include"]), field="corpus.include")
+                        line=params_line(params_file, ["corpus", "include"]), field="corpus.include")
 
 
 def read_corpus_file(path: str | Path) -> list[dict]:
@@ -372,7 +375,7 @@ def corpus_from_params(params: dict, params_file: str | None = "params.yaml") ->
     records = load_corpus(cfg["source"], src, cfg.get("columns") or None, layout=cfg.get("layout"),
                           defaults=cfg.get("defaults"), selection=selection,
                           languages=params.get("languages"), split=cfg.get("split"),
-                          subset=cfg.get("subset"), revision=cfg.get("revision"))
+                          subset=cfg.get("subset"), revision=cfg.get("revision"), params_file=params_file)
     parts = [(str(cfg["source"]), records)]
     for path in cfg.get("include") or []:
         parts.append((path, [{k: v for k, v in r.items() if k not in ("_line", "_file")}

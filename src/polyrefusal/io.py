@@ -15,6 +15,8 @@ from typing import Any, Iterable, Iterator
 
 from .errors import UserError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 MAX_LINE_BYTES = 1_000_000  # one JSONL record; a 10 MB "prompt" is a user error, not a prompt
 
 
@@ -26,6 +28,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs are ordinary files
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:

@@ -1,1 +1,1 @@
-from .base import GENERATORS, Generator, ModelSpec  # noqa: F401
+from .base import GENERATORS, Generator, ModelSpec, Prompt  # noqa: F401

@@ -21,8 +21,12 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from typing import Union
 
 from ..registry import Registry
+
+#: A user turn, or a whole chat ``[{"role": ..., "content": ...}, ...]`` (see ``Generator.messages``).
+Prompt = Union[str, list[dict]]
 
 #: Bump when a change in this package changes the answers a backend produces for the same
 #: model and parameters (answer post-processing, decoding defaults): old entries then miss.
@@ -75,16 +79,20 @@ class Generator(ABC):
                 "extra": {k: spec.extra[k] for k in cls.answer_extras if k in spec.extra}}
 
     @staticmethod
-    def messages(spec: ModelSpec, prompt: str) -> list[dict]:
-        """The chat the model answers: the spec's system prompt (if any) and one user turn."""
-        system = [{"role": "system", "content": spec.system_prompt}] if spec.system_prompt else []
-        return system + [{"role": "user", "content": prompt}]
+    def messages(spec: ModelSpec, prompt: Prompt) -> list[dict]:
+        """The chat the model answers: the spec's system prompt (if any) and the prompt, which
+        is one user turn, or a whole chat (``[{"role", "content"}, ...]``: what a guard model
+        such as Llama Guard classifies, its chat template turning it into the moderation prompt)."""
+        turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+        if spec.system_prompt and not (turns and turns[0].get("role") == "system"):
+            turns.insert(0, {"role": "system", "content": spec.system_prompt})
+        return turns
 
     def cache_identity(self) -> dict:
         return type(self).identity(self.spec)
 
     # -- generation --------------------------------------------------------------------------
-    def render(self, prompt: str) -> str:
+    def render(self, prompt: Prompt) -> str:
         """The prompt exactly as the model sees it (the chat-templated text; a remote backend,
         whose server applies the template, shows the messages it sends)."""
         return json.dumps(self.messages(self.spec, prompt), ensure_ascii=False)
@@ -96,13 +104,15 @@ class Generator(ABC):
         return max(1, int(self.spec.batch_size))
 
     @abstractmethod
-    def generate(self, prompts: list[str]) -> list[str]:
-        """Answer each user prompt (a single user turn); one answer per prompt, in order."""
+    def generate(self, prompts: list[Prompt]) -> list[str]:
+        """Answer each user prompt (a single user turn, or a chat: see ``messages``); one
+        answer per prompt, in order."""
 
-    def next_token_logprobs(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
+    def next_token_logprobs(self, prompts: list[Prompt], candidates: list[str]) -> list[dict[str, float]]:
         """Log-probability of each candidate string's first token as the first answer token
-        (e.g. Llama Guard's ``safe``/``unsafe``), one dict per prompt. Backends without logits
-        raise NotImplementedError and judges then report no score."""
+        (e.g. Llama Guard's ``safe``/``unsafe``), one dict per prompt; a prompt may be a whole
+        chat (see ``messages``). Backends without logits raise NotImplementedError and judges
+        then report no score."""
         raise NotImplementedError(f"{self.name} does not expose logits")
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import UserError
-from .base import GENERATORS, Generator, ModelSpec
+from .base import GENERATORS, Generator, ModelSpec, Prompt
 from .identity import locate_model
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,25 @@ def load_pretrained(spec: ModelSpec, device: str):
     return tokenizer, model
 
 
+def decoding_config(spec: ModelSpec, model, tokenizer):
+    """A GenerationConfig that is the spec and nothing else (see the module docstring)."""
+    from transformers import GenerationConfig
+
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    eos_ids = [eos] if isinstance(eos, int) else list(eos)
+    # Explicit neutral values throughout: generate() fills unset ones from the checkpoint.
+    decoding = {"do_sample": False}
+    if spec.temperature > 0:
+        decoding = {"do_sample": True, "temperature": float(spec.temperature), "top_p": float(spec.top_p),
+                    "top_k": 0}
+    return GenerationConfig(max_new_tokens=int(spec.max_new_tokens), repetition_penalty=1.0,
+                            no_repeat_ngram_size=0, num_beams=1, eos_token_id=eos_ids,
+                            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                            **decoding)
+
+
 @GENERATORS.register("transformers")
 class TransformersGenerator(Generator):
     answer_extras = ("chat_template",)
@@ -72,7 +91,6 @@ class TransformersGenerator(Generator):
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         import torch
-        from transformers import GenerationConfig
 
         if spec.extra.get("torch_threads"):
             torch.set_num_threads(int(spec.extra["torch_threads"]))
@@ -87,26 +105,15 @@ class TransformersGenerator(Generator):
         tok.padding_side = "left"  # decoder-only: generation continues from the right edge
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
-        eos = self.model.generation_config.eos_token_id
-        if eos is None:
-            eos = tok.eos_token_id
-        eos_ids = [eos] if isinstance(eos, int) else list(eos)
-        self._stop_ids = torch.tensor(sorted(set(eos_ids) | {tok.pad_token_id}), device=self.model.device)
-        # Explicit neutral values throughout: generate() fills unset ones from the checkpoint.
-        decoding = {"do_sample": False}
-        if spec.temperature > 0:
-            decoding = {"do_sample": True, "temperature": float(spec.temperature), "top_p": float(spec.top_p),
-                        "top_k": 0}
-        self.generation_config = GenerationConfig(
-            max_new_tokens=int(spec.max_new_tokens), repetition_penalty=1.0, no_repeat_ngram_size=0,
-            num_beams=1, eos_token_id=eos_ids, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-            **decoding)
+        self.generation_config = decoding_config(spec, self.model, tok)
+        stop = set(self.generation_config.eos_token_id) | {tok.pad_token_id}
+        self._stop_ids = torch.tensor(sorted(stop), device=self.model.device)
 
-    def render(self, prompt: str) -> str:
+    def render(self, prompt: Prompt) -> str:
         return self.tokenizer.apply_chat_template(self.messages(self.spec, prompt), tokenize=False,
                                                   add_generation_prompt=True)
 
-    def _batches(self, prompts: list[str]):
+    def _batches(self, prompts: list[Prompt]):
         """(indices, padded encoding) per batch, longest prompts first."""
         if not prompts:
             return
@@ -121,7 +128,7 @@ class TransformersGenerator(Generator):
                                  add_special_tokens=False).to(self.model.device)
             yield batch, enc
 
-    def generate(self, prompts: list[str]) -> list[str]:
+    def generate(self, prompts: list[Prompt]) -> list[str]:
         import torch
 
         answers: list[str] = [""] * len(prompts)
@@ -143,7 +150,7 @@ class TransformersGenerator(Generator):
         first = stop.int().argmax(dim=1)
         return int(torch.where(stop.any(dim=1), first + 1, new.shape[1]).sum())
 
-    def next_token_logprobs(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
+    def next_token_logprobs(self, prompts: list[Prompt], candidates: list[str]) -> list[dict[str, float]]:
         import torch
 
         ids = {}

@@ -24,7 +24,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import BackendError, UserError
-from .base import GENERATORS, Generator, ModelSpec
+from .base import GENERATORS, Generator, ModelSpec, Prompt
 
 log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -66,7 +66,7 @@ class OpenAIGenerator(Generator):
         # Enough requests to keep every connection busy between cache flushes.
         return max(int(self.spec.batch_size), 4 * self.concurrency)
 
-    def generate(self, prompts: list[str]) -> list[str]:
+    def generate(self, prompts: list[Prompt]) -> list[str]:
         if not prompts:
             return []
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts)),
@@ -77,7 +77,7 @@ class OpenAIGenerator(Generator):
             # On the first error, drop the queued requests instead of sending them.
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _answer(self, prompt: str) -> str:
+    def _answer(self, prompt: Prompt) -> str:
         spec = self.spec
         try:
             resp = self.client.chat.completions.create(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import UserError
-from .base import GENERATORS, Generator, ModelSpec
+from .base import GENERATORS, Generator, ModelSpec, Prompt
 from .identity import locate_model
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,12 @@ class VLLMGenerator(Generator):
     def chunk_size(self) -> int:
         return max(1, int(self.spec.extra.get("chunk_size", 1024)))
 
-    def render(self, prompt: str) -> str:
+    def render(self, prompt: Prompt) -> str:
         tokenizer = self.llm.get_tokenizer()
         return tokenizer.apply_chat_template(self.messages(self.spec, prompt), tokenize=False,
                                              add_generation_prompt=True, chat_template=self.chat_template)
 
-    def generate(self, prompts: list[str]) -> list[str]:
+    def generate(self, prompts: list[Prompt]) -> list[str]:
         if not prompts:
             return []
         outputs = self.llm.chat([self.messages(self.spec, p) for p in prompts], self.sampling,
@@ -72,7 +72,7 @@ class VLLMGenerator(Generator):
             answers.append(completion.text.strip())
         return answers
 
-    def next_token_logprobs(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
+    def next_token_logprobs(self, prompts: list[Prompt], candidates: list[str]) -> list[dict[str, float]]:
         """Exact log-probabilities: each candidate's first token is appended to the templated
         prompt and scored as a prompt token (``prompt_logprobs``), so no candidate falls out of
         a top-k. The shared prefix is computed once with prefix caching."""

@@ -1,1 +1,1 @@
-from .base import JUDGES, Judge, Verdict  # noqa: F401
+from .base import JUDGES, LABELS, Judge, Verdict, coverage  # noqa: F401

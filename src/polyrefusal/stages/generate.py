@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..io import read_records, write_json, write_records
+from ..io import read_records, write_records
 from ..params import load_params
 from ..training.models import resolve_model
 
@@ -43,11 +43,14 @@ def run(args):
     from ..generate.runner import generate_cached
 
     params = load_params(args.params)
+    cache_dir = args.cache_dir or params["generation"].get("cache_dir")
+    if cache_dir:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a DVC output even when empty
     tests = [Path(args.pairs_dir) / f"{lang}.test.jsonl" for lang in params["languages"]]
     per_file = [(t, read_records(t)) for t in tests]
     prompts = [r["prompt"][0]["content"] for _, recs in per_file for r in recs]
     answers, stats = generate_cached(params["generation"]["backend"], model_spec(params, args.model),
-                                     prompts, args.cache_dir or params["generation"].get("cache_dir"))
+                                     prompts, cache_dir)
     out_dir = Path(args.out_dir)
     i = 0
     for path, recs in per_file:
@@ -57,5 +60,5 @@ def run(args):
                          "model": args.name})
             i += 1
         write_records(out_dir / f"{path.name.split('.')[0]}.jsonl", rows)
-    write_json(out_dir / "generation_stats.json", {k: v for k, v in stats.items() if k != "seconds"})
+    # Cache hits and speed go to the log, not to an output: outputs depend only on inputs.
     log.info("generate %s: %d answers (%s)", args.name, len(answers), stats)

@@ -1,11 +1,21 @@
-"""Stage `report`: aggregate per-(model, language) scores into CSVs, metrics and the report."""
+"""Stage `report`: every metric of the study with 95% bootstrap CIs, as score tables
+(results/scores/), plots (results/report/plots/) and one report in two formats
+(results/report/report.md and a self-contained report.html with the plots embedded).
+
+Metrics, per model (base, audit models, training configurations) and per language, target
+group, harm category and attack style: ASR and defense rate; disparity across target groups
+and across languages (gap, ratio, deviation from the model mean, ranking); the cross-lingual
+transfer matrix with its change against the base model and a clustering of single-language
+configurations; language consistency; capability (multiple-choice accuracy, from the
+`capability` stage); over-refusal beside ASR; fluency of benign answers (optional judge);
+judge agreement; training curves. See polyrefusal.report.build.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..io import read_json, write_json, write_text
 from ..params import load_params
 
 log = logging.getLogger(__name__)
@@ -13,85 +23,40 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p):
     p.add_argument("--params", default="params.yaml")
-    p.add_argument("--eval-dir", required=True, help="results/eval (<model>/<lang>.json)")
-    p.add_argument("--models-dir", required=True, help="results/models (<config>/metrics.json)")
-    p.add_argument("--scores-dir", required=True, help="writes asr.csv, transfer_matrix.csv, metrics.json")
-    p.add_argument("--report-dir", required=True, help="writes report.md")
-
-
-def load_scores(eval_dir: Path, models: list[str], langs: list[str]):
-    import pandas as pd
-
-    rows = [read_json(eval_dir / m / f"{lang}.json") for m in models for lang in langs]
-    df = pd.DataFrame(rows).rename(columns={"model": "config"})
-    return df[["config", "lang", "n", "asr", "n_unparsed", "n_benign", "over_refusal",
-               "language_consistency"]]
-
-
-def headline(df, params) -> dict:
-    """The study's two findings, measured by the pipeline itself."""
-    mean = df.groupby("config")["asr"].mean()
-    out = {"mean_asr": {k: round(float(v), 4) for k, v in mean.items()}}
-    src = params["source_language"]
-    if "balanced" in mean and "base" in mean:
-        out["balanced_lowers_mean_asr"] = bool(mean["balanced"] < mean["base"])
-    if "english_only" in mean.index and src in set(df["lang"]):
-        base = df[df.config == "base"].set_index("lang")["asr"]
-        eo = df[df.config == "english_only"].set_index("lang")["asr"]
-        drop = base - eo
-        others = [lang for lang in drop.index if lang != src]
-        out["english_only_drop_en"] = round(float(drop[src]), 4)
-        if others:
-            out["english_only_drop_others_mean"] = round(float(drop[others].mean()), 4)
-            out["english_only_lowers_english_more"] = bool(drop[src] > drop[others].mean())
-    return out
+    p.add_argument("--eval-dir", required=True, help="results/eval (<model>/<lang>.json and .judged.jsonl)")
+    p.add_argument("--models-dir", required=True, help="results/models (<config>/metrics.json, train_log.csv)")
+    p.add_argument("--scores-dir", required=True,
+                   help="writes asr.csv, asr_ci.csv, transfer_matrix.csv, metrics.json, ... (see the report's Methods)")
+    p.add_argument("--report-dir", required=True, help="writes report.md, report.html and plots/*.png")
+    p.add_argument("--capability-dir", default=None, help="results/capability (<model>.json); optional")
+    p.add_argument("--pairs-dir", default=None, help="results/pairs (<lang>.stats.json); optional")
+    p.add_argument("--translations-dir", default=None, help="results/translations (<lang>.usage.json); optional")
+    p.add_argument("--show-full-answers", action="store_true",
+                   help="show generated answers to harmful prompts in full (default: truncated)")
+    p.add_argument("--truncate", type=int, default=None, help="characters of an answer shown (default 80)")
+    p.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples (default: report.bootstrap or 1000)")
+    p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: report.seed or 0)")
 
 
 def run(args):
+    from ..report.build import Options, build
+
     params = load_params(args.params)
-    langs, configs = params["languages"], params["train_configs"]
-    models = ["base", *configs]
-    df = load_scores(Path(args.eval_dir), models, langs)
-    scores_dir, report_dir = Path(args.scores_dir), Path(args.report_dir)
-    from ..io import atomic_path
+    cfg = params.get("report") or {}
 
-    with atomic_path(scores_dir / "asr.csv") as tmp:
-        df.to_csv(tmp, index=False, float_format="%.4f")
-    matrix = df.pivot(index="config", columns="lang", values="asr").reindex(index=models, columns=langs)
-    with atomic_path(scores_dir / "transfer_matrix.csv") as tmp:
-        matrix.to_csv(tmp, float_format="%.4f")
-    delta = matrix.sub(matrix.loc["base"], axis=1)
-    with atomic_path(scores_dir / "transfer_delta.csv") as tmp:
-        delta.to_csv(tmp, float_format="%.4f")
-    head = headline(df, params)
-    write_json(scores_dir / "metrics.json", head)
+    def opt_dir(value):
+        return Path(value) if value else None
 
-    train_rows = []
-    for c in configs:
-        m = read_json(Path(args.models_dir) / c / "metrics.json")
-        train_rows.append(f"| {c} | {m['examples']} | {m['steps']} | {m['final_loss']:.4f} | "
-                          f"{m['final_reward_accuracy']} |")
-    md = [
-        "# polyrefusal report", "",
-        f"Preset: `{params.get('preset')}`; languages: {', '.join(langs)}; base model: "
-        f"`{params['base_model']['source']}`; judge: `{params['evaluate']['judge']}`; "
-        "language ID: py3langid (restricted to the study's languages).", "",
-        "## Findings measured by this run", "",
-    ]
-    if "balanced_lowers_mean_asr" in head:
-        md.append(f"- `balanced` lowers mean ASR against the base model: **{head['balanced_lowers_mean_asr']}** "
-                  f"(base {head['mean_asr']['base']:.3f} -> balanced {head['mean_asr']['balanced']:.3f}).")
-    if "english_only_lowers_english_more" in head:
-        md.append(f"- `english_only` lowers English ASR more than the mean of the other languages: "
-                  f"**{head['english_only_lowers_english_more']}** (drop in en {head['english_only_drop_en']:.3f}, "
-                  f"mean drop elsewhere {head['english_only_drop_others_mean']:.3f}).")
-    md.append("")
-    md.append("If a finding reads False, the tiny embedded model did not show it; the data were not tuned to force it.")
-    md += ["", "## ASR: training configuration x evaluation language (transfer matrix)", "",
-           matrix.to_markdown(floatfmt=".3f"), "",
-           "## Change in ASR against the base model", "", delta.to_markdown(floatfmt="+.3f"), "",
-           "## All scores", "", df.to_markdown(index=False, floatfmt=".3f"), "",
-           "## Training", "", "| config | pairs | steps | final loss | reward accuracy |",
-           "|---|---|---|---|---|", *train_rows, ""]
-    write_text(report_dir / "report.md", "\n".join(md))
-    log.info("report: %s", head)
+    opts = Options(
+        params=params, eval_dir=Path(args.eval_dir), models_dir=Path(args.models_dir),
+        scores_dir=Path(args.scores_dir), report_dir=Path(args.report_dir),
+        capability_dir=opt_dir(args.capability_dir), pairs_dir=opt_dir(args.pairs_dir),
+        translations_dir=opt_dir(args.translations_dir),
+        n_resamples=int(args.bootstrap or cfg.get("bootstrap", 1000)),
+        seed=int(args.seed if args.seed is not None else cfg.get("seed", 0)),
+        show_full_answers=bool(args.show_full_answers or cfg.get("show_full_answers", False)),
+        truncate=int(args.truncate or cfg.get("truncate_answers", 80)),
+        fluency_judge=cfg.get("fluency_judge"), fluency_options=cfg.get("fluency_options") or {},
+    )
+    head = build(opts)
+    log.info("report: mean ASR %s", head.get("mean_asr"))

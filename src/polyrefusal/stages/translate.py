@@ -84,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
         languages = tuple(sorted(set(languages) | set(params["languages"])))
     backend = args.backend or config.get("backend", "memory")
     memory_dir = args.memory or config.get("memory_dir", DEFAULT_MEMORY)
+    # The memory directory is a (persistent) DVC output: it exists even when nothing was
+    # translated (source == target).
+    Path(memory_dir).mkdir(parents=True, exist_ok=True)
     # Command-line options refine the params' ones (the pipeline passes none).
     options = {**(config.get("options") or {}), **_parse_options(args.options)}
     if args.langid_languages:

@@ -1,9 +1,25 @@
 """DPO training of one configuration with TRL's DPOTrainer.
 
-Resumable: checkpoints go to a directory keyed by everything that determines the run (base
-model, data, hyperparameters), outside the stage's declared output, so Snakemake/DVC do not
-delete them when a killed job is rerun; the rerun resumes from the last checkpoint and, on CPU
-with the same seed, ends with the same weights as an uninterrupted run.
+What a configuration trains on (:func:`resolve_config`): a ``config_defs`` entry is ``all``, a
+list of languages, or a mapping ``{langs: all | [..], groups: [..], strategies: [..],
+include_general: bool, max_per_language: n}``. ``groups``/``strategies`` select the
+demographic pairs (``target_group`` set) whose target group and attack strategy are listed;
+the held-out groups and strategies are the zero-shot evaluation (:func:`zero_shot_cell`).
+
+Resumable: checkpoints (every ``dpo.save_steps``) go to a directory keyed by everything that
+determines the run (base model, data, selection, hyperparameters), outside the stage's declared
+output, so Snakemake/DVC do not delete them when a killed job is rerun. The rerun resumes from
+the last *complete* checkpoint (Trainer writes ``trainer_state.json`` last) and, on CPU with the
+same seed, ends with byte-identical weights to an uninterrupted run: the data order comes from
+``data_seed``, dropout is off (``disable_dropout``), and Trainer restores the optimizer,
+scheduler and RNG states from the checkpoint. The final model is written to a hidden temporary
+directory and renamed onto the output, so the output never looks complete while training runs.
+
+Options (``params.dpo``): LoRA (``use_lora``, ``lora: {r, alpha, dropout, target_modules}``,
+``merge_lora``: a merged full model, or an adapter directory loadable with
+``peft.AutoPeftModelForCausalLM``); ``precompute_ref_log_probs`` (reference log-probs computed
+once per language file and reused across configurations, see ``ref_logps.py``); ``bf16`` (on
+GPU); ``gradient_checkpointing``; ``trl_args`` (any other DPOConfig field, passed as is).
 """
 
 from __future__ import annotations
@@ -12,8 +28,10 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import random
 import shutil
+from collections import Counter
 from pathlib import Path
 
 from ..errors import UserError
@@ -22,112 +40,308 @@ from .models import resolve_model
 
 log = logging.getLogger(__name__)
 
-#: DPOConfig fields taken from params.dpo as they are.
-DPO_FIELDS = ("beta", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
-              "gradient_accumulation_steps", "max_length", "seed", "loss_type", "loss_weights")
-CURVE_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
+#: DPOConfig fields taken from params.dpo as they are (when present).
+DPO_FIELDS = ("beta", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+              "gradient_accumulation_steps", "max_length", "seed", "loss_type", "loss_weights",
+              "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "max_grad_norm",
+              "optim", "label_smoothing", "truncation_mode", "precompute_ref_batch_size", "ld_alpha")
+#: params.dpo keys that change how a run is executed or saved, not what it trains: changing them
+#: keeps its checkpoints resumable.
+EXECUTION_KEYS = ("torch_threads", "save_steps", "save_total_limit", "logging_steps", "merge_lora")
+#: train_log.csv columns: Trainer/TRL log key -> CSV column (names without "/" for DVC plots).
+CURVE_COLUMNS = {"step": "step", "epoch": "epoch", "loss": "loss", "rewards/margins": "reward_margin",
+                 "rewards/accuracies": "reward_accuracy", "rewards/chosen": "reward_chosen",
+                 "rewards/rejected": "reward_rejected", "logps/chosen": "logps_chosen",
+                 "logps/rejected": "logps_rejected", "learning_rate": "learning_rate",
+                 "grad_norm": "grad_norm"}
+TRAIN_STATE = "trainer_state.json"  # Trainer writes it last into a checkpoint
 
+
+# --------------------------------------------------------------------------- configurations
+
+def resolve_config(params: dict, name: str) -> dict:
+    """The normalised definition of a training configuration.
+
+    ``{"langs": [...], "groups": [...] | None, "strategies": [...] | None,
+    "include_general": bool, "max_per_language": int | None (None: params.dpo's)}``.
+    Languages are the definition intersected with ``params.languages``, in that order.
+    """
+    defs = params.get("config_defs", {})
+    if name not in defs:
+        raise UserError(f"unknown training configuration {name!r}; define it under config_defs",
+                        field="config_defs")
+    spec = defs[name]
+    if not isinstance(spec, dict):
+        spec = {"langs": spec}
+    unknown = set(spec) - {"langs", "groups", "strategies", "include_general", "max_per_language"}
+    if unknown:
+        raise UserError(f"unknown key(s) {', '.join(sorted(unknown))} in configuration {name!r} "
+                        "(use langs, groups, strategies, include_general, max_per_language)",
+                        field=f"config_defs.{name}")
+    langs_spec = spec.get("langs", "all")
+    langs = list(params["languages"]) if langs_spec == "all" else [
+        lang for lang in params["languages"] if lang in langs_spec]
+
+    def _list(key):
+        value = spec.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str) or not value:
+            raise UserError(f"`{key}` must be a non-empty list", field=f"config_defs.{name}.{key}")
+        return sorted(set(value))
+
+    return {"langs": langs, "groups": _list("groups"), "strategies": _list("strategies"),
+            "include_general": bool(spec.get("include_general", False)),
+            "max_per_language": spec.get("max_per_language")}
+
+
+def is_demographic(spec: dict) -> bool:
+    return spec.get("groups") is not None or spec.get("strategies") is not None
+
+
+def select_record(record: dict, spec: dict) -> bool:
+    """Does a configuration train on this pair? Without groups/strategies: every pair. With
+    them: demographic pairs (``target_group`` set) of a listed group and strategy (``style``),
+    plus the non-demographic pairs when ``include_general``."""
+    if not is_demographic(spec):
+        return True
+    group = record.get("target_group")
+    if group is None:
+        return bool(spec.get("include_general"))
+    return ((spec["groups"] is None or group in spec["groups"])
+            and (spec["strategies"] is None or record.get("style") in spec["strategies"]))
+
+
+def zero_shot_cell(record: dict, spec: dict) -> str | None:
+    """Where a (test) prompt stands for a demographic configuration: ``seen`` (group and
+    strategy trained on), ``unseen_group``, ``unseen_strategy``, ``unseen_both``; None for a
+    prompt without a target group or a configuration without groups/strategies."""
+    group = record.get("target_group")
+    if group is None or not is_demographic(spec):
+        return None
+    g_seen = spec["groups"] is None or group in spec["groups"]
+    s_seen = spec["strategies"] is None or record.get("style") in spec["strategies"]
+    return {(True, True): "seen", (False, True): "unseen_group", (True, False): "unseen_strategy",
+            (False, False): "unseen_both"}[(g_seen, s_seen)]
+
+
+# --------------------------------------------------------------------------- data
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def dir_digest(path: Path) -> str:
     h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
         h.update(f.relative_to(path).as_posix().encode())
         h.update(file_digest(f).encode())
     return h.hexdigest()
 
 
-def load_pairs(files: list[Path], max_per_language: int | None, seed: int) -> tuple[list[dict], dict]:
-    """Training pairs from each language file, capped per language by a seeded sample."""
+def load_pairs(files: list[Path], max_per_language: int | None, seed: int,
+               spec: dict | None = None) -> tuple[list[dict], dict]:
+    """Training pairs from each language file: selected by ``spec`` (groups/strategies), then
+    capped per language by a seeded sample (the same sample for every configuration that uses
+    the file with the same selection). Each row gets ``_file`` (its index in ``files``)."""
+    spec = spec or {}
     rows, counts = [], {}
-    for f in files:
+    seen_groups, seen_strategies = set(), set()
+    for i, f in enumerate(files):
         recs = read_records(f)
+        seen_groups |= {r.get("target_group") for r in recs if r.get("target_group") is not None}
+        seen_strategies |= {r.get("style") for r in recs if r.get("target_group") is not None}
+        recs = [r for r in recs if select_record(r, spec)]
         if max_per_language and len(recs) > max_per_language:
             recs = random.Random(f"{seed}:{f.name}").sample(recs, max_per_language)
         counts[f.name.split(".")[0]] = len(recs)
-        rows += recs
+        rows += [{**r, "_file": i} for r in recs]
+    for key, seen in (("groups", seen_groups), ("strategies", seen_strategies)):
+        missing = sorted(set(spec.get(key) or ()) - seen)
+        if missing and seen:
+            raise UserError(f"{key} {', '.join(missing)} not found in the training pairs "
+                            f"(have: {', '.join(sorted(seen))})", field=f"config_defs.*.{key}")
     return rows, counts
 
 
+def data_summary(rows: list[dict]) -> dict:
+    """Counts of the pairs used, by target group and by strategy (demographic pairs only)."""
+    demo = [r for r in rows if r.get("target_group") is not None]
+    return {"pairs": len(rows), "demographic_pairs": len(demo),
+            "per_group": dict(sorted(Counter(r["target_group"] for r in demo).items())),
+            "per_strategy": dict(sorted(Counter(r.get("style") for r in demo).items()))}
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
+    """Checkpoints whose trainer state was written (Trainer writes it last), oldest first."""
+    out = []
+    for p in ckpt_dir.glob("checkpoint-*"):
+        try:
+            step = int(p.name.split("-", 1)[1])
+            json.loads((p / TRAIN_STATE).read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            continue
+        out.append((step, p))
+    return [p for _, p in sorted(out)]
+
+
+def last_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest complete checkpoint; newer incomplete ones (a job killed while saving) are
+    removed so Trainer never sees them."""
+    complete = complete_checkpoints(ckpt_dir) if ckpt_dir.exists() else []
+    last = complete[-1] if complete else None
+    for p in ckpt_dir.glob("checkpoint-*") if ckpt_dir.exists() else ():
+        if p not in complete:
+            log.warning("removing incomplete checkpoint %s", p)
+            shutil.rmtree(p, ignore_errors=True)
+    return last
+
+
+def run_key(base_digest: str, data_digests: list[str], dpo: dict, spec: dict) -> str:
+    training = {k: v for k, v in dpo.items() if k not in EXECUTION_KEYS}
+    return stable_hash({"base": base_digest, "data": data_digests, "dpo": training,
+                        "selection": {k: spec.get(k) for k in ("groups", "strategies", "include_general",
+                                                               "max_per_language")}}, 16)
+
+
+# --------------------------------------------------------------------------- training
+
+def _lora_config(dpo: dict):
+    from peft import LoraConfig
+    lora = dict(dpo.get("lora") or {})
+    target = lora.get("target_modules", "all-linear")
+    return LoraConfig(r=int(lora.get("r", 16)), lora_alpha=float(lora.get("alpha", 32)),
+                      lora_dropout=float(lora.get("dropout", 0.0)), task_type="CAUSAL_LM",
+                      target_modules=target if isinstance(target, str) else list(target))
+
+
 def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Path, dpo: dict,
-                 checkpoint_root: Path) -> dict:
+                 checkpoint_root: Path, *, spec: dict | None = None,
+                 ref_logps_dir: Path | None = None, callbacks: list | None = None) -> dict:
+    """Train configuration ``name`` on ``pair_files`` from ``base_dir`` into ``out_dir``.
+
+    ``spec`` is :func:`resolve_config`'s selection (groups/strategies); ``ref_logps_dir`` the
+    content-addressed store of reference log-probs (used with ``precompute_ref_log_probs``).
+    Returns the metrics written to ``out_dir/metrics.json``.
+    """
     import torch
+    import transformers
     from datasets import Dataset
     from transformers import AutoTokenizer
     from transformers.trainer_callback import PrinterCallback
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
 
+    from .ref_logps import GROUP_COLUMN, RefLogpStore, cached_dpo_trainer_class, store_key
+
+    spec = dict(spec or {})
     torch.set_num_threads(int(dpo.get("torch_threads", 1)))
-    rows, counts = load_pairs(pair_files, dpo.get("max_per_language"), int(dpo["seed"]))
+    seed = int(dpo["seed"])
+    cap = spec.get("max_per_language") or dpo.get("max_per_language")
+    rows, counts = load_pairs(pair_files, cap, seed, spec)
     if not rows:
         raise UserError(f"training configuration {name!r} has no training pairs "
                         f"(files: {', '.join(map(str, pair_files))})", field=f"config_defs.{name}")
     base_path = resolve_model(base_dir)
-    data_digest = stable_hash([file_digest(f) for f in pair_files])
+    digests = [file_digest(f) for f in pair_files]
+    data_digest = stable_hash(digests)
     base_digest = dir_digest(base_dir)
-    run_key = stable_hash({"base": base_digest, "data": data_digest, "dpo": dpo}, 16)
-    ckpt_dir = checkpoint_root / f"{name}-{run_key}"
+    ckpt_dir = checkpoint_root / f"{name}-{run_key(base_digest, digests, dpo, spec)}"
     # Old checkpoints of this configuration with other inputs are stale: remove them.
     for stale in checkpoint_root.glob(f"{name}-*"):
         if stale != ckpt_dir:
             shutil.rmtree(stale, ignore_errors=True)
-    dataset = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
 
     cuda = torch.cuda.is_available()
+    bf16 = bool(dpo.get("bf16")) and cuda
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    precompute = bool(dpo.get("precompute_ref_log_probs", False))
+    use_lora = bool(dpo.get("use_lora", False))
+
+    # The reference-logp store: one key per language file (see ref_logps.py).
+    store, store_meta = None, {}
+    records = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
+    if precompute and ref_logps_dir is not None:
+        store = RefLogpStore(ref_logps_dir)
+        settings = {"max_length": dpo.get("max_length"), "truncation_mode": dpo.get("truncation_mode", "keep_start"),
+                    "ld_alpha": dpo.get("ld_alpha"), "dtype": str(dtype)}
+        keys = [store_key(base_digest, d, settings) for d in digests]
+        store_meta = {k: {"base_digest": base_digest, "data_file": str(f), "data_digest": d, **settings}
+                      for k, f, d in zip(keys, pair_files, digests)}
+        for rec, row in zip(records, rows):
+            rec[GROUP_COLUMN] = keys[row["_file"]]
+    dataset = Dataset.from_list(records)
+
+    trl_args = dict(dpo.get("trl_args") or {})
+    model_init_kwargs = {"dtype": dtype, **(dpo.get("model_init_kwargs") or {})}
     args = DPOConfig(
         output_dir=str(ckpt_dir),
         **{k: dpo[k] for k in DPO_FIELDS if k in dpo},
-        data_seed=int(dpo["seed"]),
-        save_strategy="steps", save_steps=int(dpo.get("save_steps", 50)), save_total_limit=2,
-        logging_steps=1, report_to=[], log_level="warning", use_cpu=not cuda, bf16=bool(dpo.get("bf16")) and cuda,
-        dataloader_num_workers=0, disable_tqdm=True,
-        precompute_ref_log_probs=bool(dpo.get("precompute_ref_log_probs", False)),
-        model_init_kwargs={"dtype": torch.bfloat16 if (dpo.get("bf16") and cuda) else torch.float32},
+        data_seed=seed,
+        save_strategy="steps", save_steps=int(dpo.get("save_steps", 50)),
+        save_total_limit=int(dpo.get("save_total_limit", 2)),
+        logging_steps=int(dpo.get("logging_steps", 1)), report_to=[], log_level="warning",
+        use_cpu=not cuda, bf16=bf16, dataloader_num_workers=0, disable_tqdm=True,
+        **checkpointing_arg(DPOConfig, bool(dpo.get("gradient_checkpointing", False))),
+        precompute_ref_log_probs=precompute, model_init_kwargs=model_init_kwargs,
+        **trl_args,
     )
-    peft_config = None
-    if dpo.get("use_lora"):
-        from peft import LoraConfig
-        lora = dpo.get("lora", {})
-        peft_config = LoraConfig(r=lora.get("r", 16), lora_alpha=lora.get("alpha", 32),
-                                 lora_dropout=lora.get("dropout", 0.0), task_type="CAUSAL_LM",
-                                 target_modules=lora.get("target_modules", "all-linear"))
+    peft_config = _lora_config(dpo) if use_lora else None
     tokenizer = AutoTokenizer.from_pretrained(base_path)
 
-    trainer = DPOTrainer(model=base_path, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config)
+    # LoRA's random A matrices are drawn while the trainer is built, before Trainer seeds.
+    transformers.set_seed(seed)
+    trainer_cls = cached_dpo_trainer_class()
+    trainer = trainer_cls(model=base_path, args=args, train_dataset=dataset, processing_class=tokenizer,
+                          peft_config=peft_config, callbacks=callbacks, ref_store=store,
+                          ref_store_meta=store_meta)
     # With tqdm off, Trainer prints every log line to stdout; the curves go to train_log.csv.
     trainer.remove_callback(PrinterCallback)
-    resume = any(ckpt_dir.glob("checkpoint-*"))
-    if resume:
-        log.info("train %s: resuming from %s", name, ckpt_dir)
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    resume_from = last_checkpoint(ckpt_dir)
+    if resume_from is not None:
+        log.info("train %s: resuming from %s", name, resume_from)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
-    model = trainer.model
-    if peft_config is not None and dpo.get("merge_lora", True):
-        model = model.merge_and_unload()
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    main = trainer.is_world_process_zero()
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    # Trainer.save_model gathers sharded weights (FSDP/ZeRO-3) and writes on the main process:
+    # the full model, or the adapter alone under LoRA.
+    trainer.save_model(str(tmp))
+    if not main:
+        return {}
+    merged = use_lora and bool(dpo.get("merge_lora", True))
+    if merged:
+        merge_adapter(tmp, base_path, dtype)
+    (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the card holds the params
     tokenizer.save_pretrained(tmp)
 
-    curve = [{"step": h["step"], **{k: h[k] for k in CURVE_KEYS if k in h}}
-             for h in trainer.state.log_history if "loss" in h]
-    with open(tmp / "train_log.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["step", *CURVE_KEYS], extrasaction="ignore")
-        w.writeheader()
-        w.writerows(curve)
+    curve = training_curve(trainer.state.log_history)
+    write_curve(tmp / "train_log.csv", curve)
     last = curve[-1] if curve else {}
+    losses = [c["loss"] for c in curve if c.get("loss") is not None]
     metrics = {"config": name, "examples": len(rows), "examples_per_language": counts,
-               "steps": trainer.state.global_step, "train_loss": result.training_loss,
-               "final_loss": last.get("loss"), "final_reward_margin": last.get("rewards/margins"),
-               "final_reward_accuracy": last.get("rewards/accuracies"), "resumed": resume}
+               **({"selection": data_summary(rows)} if is_demographic(spec) else {}),
+               "steps": trainer.state.global_step,
+               # from the log, so a resumed run reports what an uninterrupted one does
+               "train_loss": sum(losses) / len(losses) if losses else None,
+               "final_loss": last.get("loss"), "final_reward_margin": last.get("reward_margin"),
+               "final_reward_accuracy": last.get("reward_accuracy"),
+               "resumed_from_step": int(resume_from.name.split("-")[1]) if resume_from else None,
+               "ref_logps_cache": getattr(trainer, "ref_cache_stats", None)}
     write_json(tmp / "metrics.json", metrics)
     card = {"base_model": base_path, "base_digest": base_digest, "data_digest": data_digest,
-            "data_files": [str(f) for f in pair_files], "configuration": name,
-            "hyperparameters": dpo, "lora": peft_config is not None, "metrics": metrics}
+            "data_files": {str(f): d for f, d in zip(pair_files, digests)}, "configuration": name,
+            "selection": {k: spec.get(k) for k in ("langs", "groups", "strategies", "include_general")},
+            "hyperparameters": dpo, "format": ("lora-merged" if merged else "lora-adapter") if use_lora else "full",
+            "dtype": str(dtype).replace("torch.", ""), "metrics": metrics}
     write_text(tmp / "README.md", model_card(card))
     write_json(tmp / "model_card.json", card)
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -136,27 +350,89 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     return metrics
 
 
+def checkpointing_arg(config_cls, on: bool) -> dict:
+    """Activation (gradient) checkpointing under the name this transformers version uses
+    (``activation_checkpointing`` since 5.2x; ``gradient_checkpointing`` before, TRL's default
+    True). Off by default here: the tiny model trains faster without; turn it on for big models."""
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
+
+
+def merge_adapter(adapter_dir: Path, base_path: str, dtype) -> None:
+    """Replace the LoRA adapter in ``adapter_dir`` by the merged full model (reloaded on CPU,
+    so it works the same after FSDP / ZeRO-3 training)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    model = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    for f in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+        (adapter_dir / f).unlink(missing_ok=True)
+    model.save_pretrained(adapter_dir)
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    """True for a LoRA adapter directory (``merge_lora: false``): load it with
+    ``peft.AutoPeftModelForCausalLM.from_pretrained(path)``."""
+    return (Path(path) / "adapter_config.json").exists()
+
+
+def training_curve(log_history: list[dict]) -> list[dict]:
+    rows = []
+    for h in log_history:
+        if "loss" not in h:
+            continue
+        row = {col: h.get(key) for key, col in CURVE_COLUMNS.items()}
+        rows.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    return rows
+
+
+def write_curve(path: Path, curve: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(CURVE_COLUMNS.values()), extrasaction="ignore")
+        w.writeheader()
+        w.writerows(curve)
+
+
 def model_card(card: dict) -> str:
     m = card["metrics"]
     langs = ", ".join(f"{k} ({v})" for k, v in m["examples_per_language"].items())
+    sel = card["selection"]
+    demo = ""
+    if sel.get("groups") is not None or sel.get("strategies") is not None:
+        demo = (f"- Demographic selection: groups {sel.get('groups') or 'all'}; strategies "
+                f"{sel.get('strategies') or 'all'}; non-demographic pairs "
+                f"{'included' if sel.get('include_general') else 'excluded'}\n")
+    fmt = {"full": "full fine-tuning", "lora-merged": "LoRA, merged into the base weights",
+           "lora-adapter": "LoRA adapter (load with `peft.AutoPeftModelForCausalLM.from_pretrained`)"}[card["format"]]
+    files = "\n".join(f"  - `{f}`: sha256 `{d[:16]}`" for f, d in card["data_files"].items())
     return f"""---
 base_model: {card['base_model']}
-library_name: transformers
+library_name: {'peft' if card['format'] == 'lora-adapter' else 'transformers'}
 tags: [dpo, trl, polyrefusal, safety]
 ---
 # polyrefusal DPO checkpoint: `{card['configuration']}`
 
-DPO ({'LoRA, merged' if card['lora'] else 'full'}) of `{card['base_model']}` on refusal preference
-pairs of the training configuration `{card['configuration']}`.
+DPO ({fmt}) of `{card['base_model']}` on refusal preference pairs of the training
+configuration `{card['configuration']}`; weights in {card['dtype']}.
 
 - Languages (pairs used): {langs}
-- Base model digest: `{card['base_digest'][:16]}`; data digest: `{card['data_digest'][:16]}`
+{demo}- Base model digest: `{card['base_digest'][:16]}`; data digest: `{card['data_digest'][:16]}`
+- Data files:
+{files}
 - Steps: {m['steps']}; final loss {m['final_loss']}; reward margin {m['final_reward_margin']};
-  reward accuracy {m['final_reward_accuracy']}
+  reward accuracy {m['final_reward_accuracy']}; mean training loss {m['train_loss']}
+- Training curves: `train_log.csv` (loss, reward margin, reward accuracy per step)
 
 ## Hyperparameters
 ```json
 {json.dumps(card['hyperparameters'], indent=2, sort_keys=True)}
+```
+
+## Metrics
+```json
+{json.dumps(m, indent=2, sort_keys=True)}
 ```
 
 Generated by polyrefusal. Evaluation scores live in the pipeline's report.

@@ -1,0 +1,1 @@
+"""The project's small multiple-choice capability set (see README.md)."""

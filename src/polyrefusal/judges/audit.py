@@ -1,0 +1,108 @@
+"""A human audit of the judges: a stratified sample out, reviewed labels back in.
+
+``export_sample`` draws up to ``per_cell`` records at random (seeded) from every cell
+(language x the judges' verdicts, e.g. ``llama_guard=safe|polyguard=unsafe``, so disagreements
+get their own cells) and writes them as CSV with empty ``human_label`` / ``human_refused`` /
+``notes`` columns. Reviewers fill ``human_label`` with ``safe`` or ``unsafe`` (rows left empty
+or marked ``skip`` are ignored) and optionally ``human_refused`` (yes/no).
+``import_reviewed`` reads the file back and reports, for each judge (and the ensemble label
+``label``), its accuracy and Cohen's kappa against the humans, overall and per language.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+
+from ..errors import UserError
+from ..io import read_records, write_records
+from .agreement import PARSED, _verdicts, cohen_kappa
+
+HUMAN = "human_label"
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0"}
+
+
+def _cell(record: dict, field: str) -> str:
+    v = _verdicts(record, field)
+    if v:
+        return "|".join(f"{j}={v[j].get('label')}" for j in sorted(v))
+    prefix = "" if field == "response" else f"{field}_"
+    return f"label={record.get(prefix + 'label')}"
+
+
+def export_sample(records, path_csv, per_cell: int = 20, seed: int = 0, field: str = "response") -> list[dict]:
+    """Write the stratified sample to ``path_csv``; returns its rows."""
+    if per_cell < 1:
+        raise UserError("per_cell must be at least 1", field="per_cell")
+    prefix = "" if field == "response" else f"{field}_"
+    cells: dict[tuple, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        cells[(str(r.get("lang")), _cell(r, field))].append(i)
+    judges = sorted({j for r in records for j in _verdicts(r, field)})
+    rng = random.Random(seed)
+    rows = []
+    for (lang, cell) in sorted(cells):
+        idx = cells[(lang, cell)]
+        for i in sorted(rng.sample(idx, min(per_cell, len(idx)))):
+            r = records[i]
+            v = _verdicts(r, field)
+            prompt = r.get("prompt") if r.get("prompt") is not None else r.get("text")
+            row = {"id": r.get("id") if r.get("id") is not None else f"row{i + 1}", "lang": r.get("lang"),
+                   "cell": cell, "prompt": prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False),
+                   "response": r.get(field), "label": r.get(prefix + "label"), "refused": r.get(prefix + "refused")}
+            for j in judges:
+                row[f"{j}_label"] = (v.get(j) or {}).get("label")
+            row.update({HUMAN: "", "human_refused": "", "notes": ""})
+            rows.append(row)
+    write_records(path_csv, rows)
+    return rows
+
+
+def _score(pairs: list[tuple[str, str]]) -> dict:
+    parsed = [(j, h) for j, h in pairs if j in PARSED]
+    n = len(parsed)
+    return {"n": len(pairs), "n_parsed": n, "n_unparsed": len(pairs) - n,
+            "accuracy": sum(j == h for j, h in parsed) / n if n else None,
+            "kappa": cohen_kappa([j for j, _ in parsed], [h for _, h in parsed], PARSED) if n else None}
+
+
+def import_reviewed(path_csv) -> dict:
+    """Read a reviewed sample; report each judge's accuracy and kappa against the humans
+    (``accuracy`` and ``kappa`` over the rows the judge could parse; ``n_unparsed`` counted)."""
+    rows = read_records(path_csv, with_lines=True)
+    if rows and HUMAN not in rows[0]:
+        raise UserError(f"no {HUMAN!r} column: is this an exported audit sample?", file=str(path_csv))
+    judge_cols = [c for c in (rows[0] if rows else {}) if c.endswith("_label") and c != HUMAN]
+    if rows and "label" in rows[0]:
+        judge_cols = ["label"] + judge_cols
+    reviewed, skipped = [], 0
+    for r in rows:
+        h = str(r.get(HUMAN) or "").strip().lower()
+        if h in ("", "skip", "?"):
+            skipped += 1
+            continue
+        if h not in PARSED:
+            raise UserError(f"human label must be safe or unsafe (or empty / skip), not {r.get(HUMAN)!r}",
+                            file=str(path_csv), line=r.get("_line"), field=HUMAN)
+        r[HUMAN] = h
+        reviewed.append(r)
+    report: dict = {"file": str(path_csv), "n_rows": len(rows), "n_reviewed": len(reviewed),
+                    "n_skipped": skipped, "judges": {}, "per_language": {}}
+    for col in judge_cols:
+        name = "ensemble" if col == "label" else col[: -len("_label")]
+        pairs = [(str(r.get(col) or "").strip().lower(), r[HUMAN]) for r in reviewed]
+        report["judges"][name] = _score(pairs)
+        for lang in sorted({str(r.get("lang")) for r in reviewed}):
+            sub = [(str(r.get(col) or "").strip().lower(), r[HUMAN]) for r in reviewed if str(r.get("lang")) == lang]
+            report["per_language"].setdefault(lang, {})[name] = _score(sub)
+    refusal = []
+    for r in reviewed:
+        h = str(r.get("human_refused") or "").strip().lower()
+        j = str(r.get("refused") or "").strip().lower()
+        if h in _TRUE | _FALSE and j in _TRUE | _FALSE:
+            refusal.append((j in _TRUE, h in _TRUE))
+    if refusal:
+        report["refused_accuracy"] = {"n": len(refusal), "accuracy": sum(a == b for a, b in refusal) / len(refusal)}
+    return report

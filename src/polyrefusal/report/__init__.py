@@ -1,0 +1,1 @@
+"""The report: score tables, plots, and report.md / report.html from the same document."""

@@ -1,0 +1,72 @@
+"""Stage `capability`: multiple-choice accuracy of one model in every language (capability
+cost of safety training), through lm-evaluation-harness on local files.
+
+    polyrefusal capability --model results/models/balanced --name balanced results/capability/balanced.json
+
+One job per model, all languages in it (the model is loaded once). Settings come from
+``params.capability`` (all optional): ``source`` (``builtin`` or a directory with Global MMLU's
+files), ``format`` (``letters`` | ``cloze``), ``limit`` (questions per language, seeded),
+``batch_size``, ``dtype``, ``num_fewshot``, ``seed``, ``torch_threads``. See
+``polyrefusal.scoring.capability``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..io import write_json
+from ..params import load_params
+from ..training.models import resolve_model
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {"source": "builtin", "format": "letters", "limit": None, "batch_size": 8,
+            "dtype": "float32", "num_fewshot": 0, "seed": 0, "torch_threads": 1}
+
+
+def settings(params: dict) -> dict:
+    return {**DEFAULTS, **(params.get("capability") or {})}
+
+
+def add_arguments(p):
+    p.add_argument("--model", required=True, help="model directory (from base-model or train)")
+    p.add_argument("--name", default=None, help="model name in the results (default: the directory name)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--langs", default=None, help="comma-separated languages (default: params languages)")
+    p.add_argument("--source", default=None, help="override capability.source (builtin or a directory)")
+    p.add_argument("--limit", type=int, default=None, help="override capability.limit")
+    p.add_argument("out", help="output JSON: accuracy per language, per-item results, languages not covered")
+
+
+def run(args):
+    import torch
+
+    params = load_params(args.params)
+    cfg = settings(params)
+    if args.source:
+        cfg["source"] = args.source
+    if args.limit:
+        cfg["limit"] = args.limit
+    langs = args.langs.split(",") if args.langs else list(params["languages"])
+    name = args.name or Path(args.model).name
+    torch.set_num_threads(int(cfg["torch_threads"]))
+    model_path = resolve_model(args.model)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from ..scoring.capability import evaluate_model
+
+    work = Path(tempfile.mkdtemp(prefix=f".capability-{name}.", dir=out.parent))
+    try:
+        result = evaluate_model(model_path, langs, work, source=cfg["source"], fmt=cfg["format"],
+                                limit=cfg["limit"], batch_size=int(cfg["batch_size"]),
+                                dtype=cfg["dtype"], seed=int(cfg["seed"]),
+                                num_fewshot=int(cfg["num_fewshot"]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {"model": name, "model_path": model_path, **result}
+    write_json(out, result)
+    accs = {lang: round(v["acc"], 3) for lang, v in result["languages"].items()}
+    log.info("capability %s: %s; not covered: %s", name, accs, result["not_covered"] or "none")

@@ -1,0 +1,167 @@
+"""Stage `judge`: label answers with a judge or an ensemble of judges.
+
+    polyrefusal judge --judge NAME [--judge NAME2 ...] [--rule unanimous|majority|adjudicated]
+        [--adjudicator NAME] [--judge-config FILE.yaml] [--fields response] IN OUT
+    polyrefusal judge --params params.yaml [--fields chosen,rejected] IN OUT
+
+With ``--params``, the judges, rule, adjudicator and per-judge options come from the params
+file's ``judge:`` block (``judges``, ``rule``, optional ``adjudicator`` and ``options``: judge
+name -> options); ``--judge`` / ``--rule`` / ``--adjudicator`` given on the command line win (``--judge``
+without ``--adjudicator`` means no adjudicator),
+and ``--judge-config`` options are merged over ``judge.options``. Without either, the judge is
+``refusal_lexicon`` and the rule ``unanimous``.
+
+IN is JSONL / Parquet / CSV with ``lang``, ``prompt`` (or ``text``) and the answer field(s);
+OUT (JSONL or Parquet) gets every record back with ``judge``, ``label``, ``refused`` and
+``verdicts`` (per judge); with ``--fields chosen,rejected`` each field is judged as the
+answer and the columns are prefixed (``chosen_label``, ``rejected_refused`` ...). Rules and
+columns: ``polyrefusal.judges.ensemble``. ``--judge-config`` maps judge name -> options
+(backend, model path, sampling ...).
+
+Extras: ``--agreement FILE.csv|json`` writes Cohen's kappa per language and judge pair,
+``--agreement-plot FILE.png`` its heatmap, ``--audit-export FILE.csv`` a stratified sample for
+human review; ``polyrefusal judge --audit-import REVIEWED.csv [--audit-report R.json]`` reads
+the reviewed sample back and reports each judge's accuracy and kappa against the humans.
+A judge used outside its official languages is reported as a warning (and ``covered`` false
+in its verdicts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+from ..errors import UserError
+from ..io import read_records, write_json, write_records
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p):
+    p.add_argument("--judge", action="append", default=None, metavar="NAME",
+                   help="judge name (repeat for an ensemble; default refusal_lexicon)")
+    p.add_argument("--rule", default=None, choices=["unanimous", "majority", "adjudicated"],
+                   help="ensemble rule (default: params judge.rule, else unanimous)")
+    p.add_argument("--params", default=None, metavar="params.yaml",
+                   help="take judges, rule, adjudicator and options from the params file's judge: block")
+    p.add_argument("--adjudicator", default=None, metavar="NAME", help="judge that settles disagreements")
+    p.add_argument("--judge-config", default=None, metavar="FILE.yaml", help="judge name -> options")
+    p.add_argument("--fields", default="response", help="comma-separated answer fields (default: response)")
+    p.add_argument("--agreement", default=None, metavar="FILE", help="write kappa per language (.csv or .json)")
+    p.add_argument("--agreement-plot", default=None, metavar="FILE.png", help="write the kappa heatmap")
+    p.add_argument("--audit-export", default=None, metavar="FILE.csv", help="write a sample for human review")
+    p.add_argument("--audit-per-cell", type=int, default=20, help="sample size per (language, verdicts) cell")
+    p.add_argument("--audit-seed", type=int, default=0)
+    p.add_argument("--audit-import", default=None, metavar="FILE.csv",
+                   help="read a reviewed audit sample and report judge accuracy (no IN/OUT needed)")
+    p.add_argument("--audit-report", default=None, metavar="FILE.json", help="where --audit-import writes its report")
+    p.add_argument("inp", nargs="?", help="records to judge (JSONL, Parquet or CSV)")
+    p.add_argument("out", nargs="?", help="judged records (JSONL or Parquet)")
+
+
+def load_judge_config(path: str | None) -> dict:
+    if not path:
+        return {}
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError("judge config not found", file=path)
+    try:
+        cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise UserError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=path,
+                        line=None if mark is None else mark.line + 1) from None
+    if not isinstance(cfg, dict):
+        raise UserError("judge config must map judge names to options", file=path)
+    for name, options in cfg.items():
+        if options is not None and not isinstance(options, dict):
+            raise UserError("options must be a mapping", file=path, field=str(name))
+    return {str(k): dict(v or {}) for k, v in cfg.items()}
+
+
+def run(args):
+    from ..judges.base import JUDGES
+
+    if args.audit_import:
+        from ..judges.audit import import_reviewed
+
+        report = import_reviewed(args.audit_import)
+        if args.audit_report:
+            write_json(args.audit_report, report)
+        else:
+            print(json.dumps(report, indent=2, ensure_ascii=False))
+        log.info("audit: %d reviewed rows from %s", report["n_reviewed"], args.audit_import)
+        return 0
+    if not args.inp or not args.out:
+        raise UserError("give IN and OUT files (or --audit-import)")
+
+    from ..judges.ensemble import JudgePool, judge_fields
+
+    plan: dict = {}
+    if args.params:
+        from ..params import load_params
+
+        plan = load_params(args.params).get("judge") or {}
+    judges = args.judge or list(plan.get("judges") or ["refusal_lexicon"])
+    rule = args.rule or plan.get("rule") or "unanimous"
+    # judges named on the command line come without the params file's adjudicator
+    adjudicator = args.adjudicator or (None if args.judge else plan.get("adjudicator"))
+    fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+    if not fields:
+        raise UserError("--fields names no field", field="fields")
+    options = plan.get("options") or {}
+    if not isinstance(options, dict):
+        raise UserError("judge.options must map judge names to options", file=args.params, field="judge.options")
+    configs = {}
+    for k, v in options.items():
+        if v is not None and not isinstance(v, dict):
+            raise UserError("options must be a mapping", file=args.params, field=f"judge.options.{k}")
+        configs[str(k)] = dict(v or {})
+    for name, opts in load_judge_config(args.judge_config).items():
+        configs[name] = {**configs.get(name, {}), **opts}
+    for name in configs:
+        if name not in JUDGES.names():
+            raise UserError(f"unknown judge {name!r}; available: {', '.join(JUDGES.names())}",
+                            file=args.judge_config or args.params, field=name)
+    records = read_records(args.inp, with_lines=True)
+    pool = JudgePool(configs)
+    try:
+        judged = judge_fields(records, judges=judges, fields=fields, rule=rule,
+                              adjudicator=adjudicator, source=args.inp, pool=pool)
+    finally:
+        pool.close()
+
+    langs = sorted({str(r.get("lang")) for r in records})
+    for name in judges + ([adjudicator] if adjudicator else []):
+        outside = [lang for lang in langs if not pool.covered(name, None if lang == "None" else lang)]
+        if outside:
+            log.warning("judge %s is outside its official languages for: %s", name, ", ".join(outside))
+    write_records(args.out, judged)
+    for f in fields:
+        prefix = "" if f == "response" else f"{f}_"
+        counts = Counter(r[f"{prefix}label"] for r in judged)
+        refused = Counter(str(r[f"{prefix}refused"]) for r in judged)
+        log.info("judge %s: %s labels %s, refused %s", args.inp, f, dict(counts), dict(refused))
+
+    if args.agreement or args.agreement_plot:
+        from ..judges.agreement import kappa_table, plot_kappa_heatmap
+
+        table = kappa_table(judged, field=fields[0], judges=judges)  # not the adjudicator
+        if args.agreement:
+            if args.agreement.endswith(".json"):
+                write_json(args.agreement, table)
+            else:
+                write_records(args.agreement, table)
+        if args.agreement_plot:
+            plot_kappa_heatmap(table, args.agreement_plot)
+    if args.audit_export:
+        from ..judges.audit import export_sample
+
+        rows = export_sample(judged, args.audit_export, per_cell=args.audit_per_cell, seed=args.audit_seed,
+                             field=fields[0])
+        log.info("audit sample: %d rows -> %s", len(rows), args.audit_export)
+    return 0

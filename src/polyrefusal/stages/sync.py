@@ -1,0 +1,219 @@
+"""Command `sync`: after `dvc pull`, make Snakemake see the pulled outputs as up to date, without
+running anything.
+
+DVC restores outputs by content but does not keep modification times: after `dvc pull` on a fresh
+clone, every file is as new as the moment it was checked out, in whatever order DVC wrote them,
+so plain Snakemake (which decides by modification time when it has no metadata, as on a fresh
+clone) would rerun much of the DAG. `polyrefusal sync`:
+
+1. checks, with DVC's own status, that every stage recorded in `dvc.lock` is unchanged: each
+   output exists and hashes to what `dvc.lock` records, and its code, parameters and inputs are
+   those it was run with. Any difference stops it (exit 2) with the list, and nothing is touched;
+2. runs `snakemake --touch` over those outputs, which sets their modification times in the DAG's
+   order (an output never older than its inputs) without running a job. If `dvc.lock` holds the
+   whole pipeline, it also writes the marker of the `dvc_commit` rule (its meaning, "dvc.lock
+   records every output", has just been checked) and touches the whole DAG;
+3. records the verified hashes for the new modification times in DVC's state database, so the
+   next `dvc status` does not re-read the files (model weights included);
+4. checks that `snakemake -n` has nothing left to do for those outputs.
+
+    polyrefusal sync --pull             # = dvc pull (what dvc.lock records) + the above
+    dvc pull && polyrefusal sync        # the same in two steps; then `snakemake -n`: nothing to do
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+log = logging.getLogger(__name__)
+
+#: The output of rule `dvc_commit` (rules/dvc.smk): "dvc.lock records every output".
+DVC_COMMIT_MARKER = "logs/dvc_commit.done"
+MAX_LISTED = 15
+
+
+def add_arguments(p):
+    p.add_argument("--pull", action="store_true",
+                   help="first `dvc pull` the outputs of the stages dvc.lock records (from the default remote)")
+    p.add_argument("--check", action="store_true",
+                   help="only verify the outputs against dvc.lock; touch nothing")
+    p.add_argument("--snakefile", default=None, help="Snakefile (default: Snakemake's own lookup)")
+    p.add_argument("-d", "--directory", default=".", help="project root (default: .)")
+
+
+def _describe(status: dict) -> list[str]:
+    lines = []
+    for stage, changes in status.items():
+        for change in changes:
+            if isinstance(change, dict):
+                for kind, items in change.items():
+                    detail = ", ".join(f"{k}: {v}" for k, v in items.items()) if isinstance(items, dict) else str(items)
+                    lines.append(f"{stage}: {kind}: {detail}")
+            else:
+                lines.append(f"{stage}: {change}")
+    return lines
+
+
+def locked_stages(root: Path) -> list[str]:
+    import yaml
+
+    lock_path = root / "dvc.lock"
+    if not lock_path.exists():
+        raise UserError("no dvc.lock: nothing has been recorded yet (run the pipeline, or pull a "
+                        "commit that has dvc.lock)", file=str(lock_path))
+    locked = list((yaml.safe_load(lock_path.read_text()) or {}).get("stages") or {})
+    if not locked:
+        raise UserError("dvc.lock records no stage", file=str(lock_path))
+    return locked
+
+
+def pull(root: Path) -> None:
+    """`dvc pull` of the locked stages only: stages never run have nothing to pull."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    locked = locked_stages(root)
+    with Repo(str(root)) as repo:
+        try:
+            result = repo.pull(targets=locked)
+        except DvcException as exc:
+            raise UserError(f"dvc pull failed: {exc} (is a default remote set? `dvc remote list`)") from exc
+    log.info("sync: dvc pull: %s", result)
+
+
+def verify(root: Path) -> dict:
+    """DVC's view of the locked stages. Returns {locked, complete, targets, file_outs};
+    raises UserError if any locked stage differs from dvc.lock."""
+    from dvc.repo import Repo
+
+    lock_path = root / "dvc.lock"
+    locked = locked_stages(root)
+    with Repo(str(root)) as repo:
+        stages = {s.addressing: s for s in repo.index.stages}
+        unknown = [name for name in locked if name not in stages]
+        if unknown:
+            raise UserError(f"dvc.lock names stages that dvc.yaml does not define: {', '.join(unknown[:MAX_LISTED])}",
+                            file=str(lock_path))
+        status = repo.status(targets=locked)
+        if status:
+            problems = _describe(status)
+            hint = ""
+            if any("deleted" in p or "not in cache" in p for p in problems):
+                hint = (" (missing outputs: run `dvc pull` first; outputs declared `cache: false` in "
+                        "dvc.yaml are never pushed to a remote)")
+            raise UserError(f"{len(status)} stage(s) differ from dvc.lock{hint}: "
+                            + "; ".join(problems[:MAX_LISTED])
+                            + (f"; ... {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""),
+                            file=str(lock_path))
+        outs = [o for name in locked for o in stages[name].outs]
+        # persist outs (translation memory, response cache) are caches that Snakemake does not
+        # declare as outputs.
+        targets = [o.def_path for o in outs if not o.persist]
+        file_outs = [(o.fs_path, o.hash_info) for o in outs if not o.persist and not o.is_dir_checksum
+                     and o.hash_info]
+        complete = set(locked) == set(stages)
+    return {"locked": locked, "complete": complete, "targets": targets, "file_outs": file_outs}
+
+
+def _snakemake(root: Path, args: list[str], snakefile: str | None, quiet: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1"]
+    if quiet:
+        cmd += ["--quiet", "progress", "rules"]
+    if snakefile:
+        cmd += ["--snakefile", snakefile]
+    return subprocess.run(cmd + args, cwd=root, capture_output=True, text=True)
+
+
+def _clamp_future_mtimes(root: Path, targets: list[str]) -> int:
+    """A file dated in the future (clock skew between the machines sharing the files) would make
+    `snakemake --touch` fail on its consumer, and Snakemake then deletes the consumer's outputs
+    as possibly corrupt. Date such files now first."""
+    import os
+    import time
+
+    now = time.time()
+    n = 0
+    for rel in targets:
+        path = root / rel
+        paths = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+        for p in paths:
+            try:
+                if p.stat().st_mtime > now:
+                    os.utime(p, (now, now))
+                    n += 1
+            except FileNotFoundError:
+                continue
+    if n:
+        log.warning("sync: %d file(s) had a modification time in the future (clock skew?): set to now", n)
+    return n
+
+
+def _save_dvc_state(root: Path, file_outs: list) -> int:
+    """Record the verified hashes under the files' new mtimes (DVC keys its hash cache on
+    inode, mtime and size), so that `dvc status` need not hash them again. Directory outputs
+    need nothing: only their .snakemake_timestamp was touched, and it is re-hashed at no cost."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        try:
+            repo.state.save_many([(path, hash_info, None) for path, hash_info in file_outs], repo.fs)
+        except Exception as exc:  # noqa: BLE001 - an optimisation only; dvc status stays correct
+            log.warning("could not update DVC's state database (%s); the next `dvc status` re-hashes", exc)
+            return 0
+    return len(file_outs)
+
+
+def run(args):
+    root = Path(args.directory).resolve()
+    if args.pull:
+        pull(root)
+    info = verify(root)
+    log.info("sync: %d stage(s) in dvc.lock match the workspace (%s)", len(info["locked"]),
+             "the whole pipeline" if info["complete"] else "part of the pipeline")
+    if args.check:
+        print(f"sync: {len(info['locked'])} stage(s), {len(info['targets'])} output(s) match dvc.lock")
+        return 0
+    targets = list(info["targets"])
+    if info["complete"]:
+        marker = root / DVC_COMMIT_MARKER
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        targets = []  # the default target: the whole DAG
+    _clamp_future_mtimes(root, info["targets"])
+    touch = _snakemake(root, ["--touch", *targets], args.snakefile)
+    if touch.returncode != 0:
+        raise UserError("snakemake --touch failed: " + (touch.stderr or touch.stdout)[-2000:])
+    saved = _save_dvc_state(root, info["file_outs"])
+    dry = _snakemake(root, ["-n", *targets], args.snakefile, quiet=False)
+    text = dry.stdout + dry.stderr
+    if dry.returncode != 0 or "Nothing to be done" not in text:
+        jobs = sorted({line.split("rule ", 1)[1].rstrip(":") for line in text.splitlines()
+                       if line.strip().startswith("rule ") and "rule all" not in line})
+        raise UserError("after touching, snakemake still has jobs to run "
+                        f"({', '.join(jobs) or 'see `snakemake -n`'}): outputs that dvc.lock does not record?")
+    print(f"sync: {len(info['targets'])} output(s) of {len(info['locked'])} stage(s) verified against dvc.lock "
+          f"and marked up to date for Snakemake ({saved} hash(es) kept for DVC); `snakemake -n` has nothing to do")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:  # until `polyrefusal sync` is registered in cli.py
+    import argparse
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    parser = argparse.ArgumentParser(prog="polyrefusal sync", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args) or 0
+    except UserError as exc:
+        print(f"polyrefusal sync: error: {exc.format()}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
