@@ -17,6 +17,7 @@ validate(config, "src/polyrefusal/schemas/params.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/corpus.smk"
+include: "rules/rainbow.smk"
 include: "rules/translate.smk"
 include: "rules/respond.smk"
 include: "rules/judge.smk"
@@ -35,5 +36,6 @@ rule all:
         "results/report/report.md",
         "results/scores/asr.csv",
         "results/scores/transfer_matrix.csv",
+        "results/rainbow/generated.parquet",
         "logs/dvc_commit.done",
     default_target: True

@@ -18,3 +18,12 @@ def config_langs(name):
     """Languages a training configuration trains on ("all" or a list, within LANGS)."""
     spec = config["config_defs"][name]
     return list(LANGS) if spec == "all" else [l for l in LANGS if l in spec]
+
+
+def rainbow_models(wildcards):
+    """Pipeline-built model directories the rainbow search uses (none while it is disabled)."""
+    rainbow = config.get("rainbow") or {}
+    if not rainbow.get("enabled"):
+        return []
+    paths = {(rainbow.get(role) or {}).get("path", "results/models/base") for role in ("mutator", "target")}
+    return sorted(p for p in paths if p.startswith("results/"))

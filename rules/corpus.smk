@@ -1,4 +1,6 @@
 rule corpus:
+    input:
+        config["corpus"].get("include") or [],
     output:
         "results/corpus/source.parquet",
     params:

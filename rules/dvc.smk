@@ -3,6 +3,7 @@
 rule dvc_commit:
     input:
         rules.report.output,
+        rules.rainbow.output,
     output:
         touch("logs/dvc_commit.done"),
     log:

@@ -184,7 +184,10 @@ def main(argv=None) -> int:
                              extra={"base_url": server.base_url, "api_key_env": "BENCH_OPENAI_KEY",
                                     "concurrency": args.openai_concurrency})
         try:
-            res = bench_backend(backend, spec, prompts, work / "cache")
+            # A fresh cache per run: answers of an earlier run in the same --work-dir (another
+            # batch size, in bf16) may differ in the last bits and would fail the hit check.
+            cache_root = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
+            res = bench_backend(backend, spec, prompts, cache_root)
             if backend == "openai":
                 res["server"] = f"local echo server, {args.openai_latency:g} s per request"
         finally:
@@ -195,7 +198,8 @@ def main(argv=None) -> int:
 
     if args.cache_entries:
         spec = ModelSpec(path=model, max_new_tokens=args.max_new_tokens)
-        results["cache_scale"] = bench_cache_scale(spec, args.cache_entries, 64, work / "cache-scale")
+        results["cache_scale"] = bench_cache_scale(spec, args.cache_entries, 64,
+                                                   Path(tempfile.mkdtemp(prefix="cache-scale-", dir=work)))
         log(f"cache at scale: {results['cache_scale']}")
     print(json.dumps(results), flush=True)
     return 0

@@ -66,6 +66,7 @@ def make_project(root: Path, *, audit: bool = True, capability: bool = True) -> 
     """results/{eval,models,capability,pairs} and a params.yaml for the synthetic study."""
     from polyrefusal.stages.evaluate import score
 
+    root.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params.update(languages=LANGS, train_configs=CONFIGS, preset="test")
     if audit:
@@ -125,3 +126,112 @@ def built(tmp_path_factory) -> Path:
     make_project(root)
     run_report(root)
     return root
+
+
+def test_every_output_is_written(built):
+    from polyrefusal.report.build import PLOTS, SCORE_FILES
+
+    res = built / "results"
+    for f in SCORE_FILES:
+        assert (res / "scores" / f).stat().st_size > 0, f
+    for name in PLOTS:
+        png = res / "report" / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert (res / "report" / "report.md").exists() and (res / "report" / "report.html").exists()
+
+
+def test_kept_outputs_keep_their_columns(built):
+    import pandas as pd
+
+    res = built / "results" / "scores"
+    asr = pd.read_csv(res / "asr.csv")
+    assert list(asr.columns[:4]) == ["config", "lang", "n", "asr"]
+    assert {"n_unparsed", "n_benign", "over_refusal", "language_consistency"} <= set(asr.columns)
+    models = ["base", "audit_x", *CONFIGS]
+    assert set(asr["config"]) == set(models)
+    matrix = pd.read_csv(res / "transfer_matrix.csv", index_col=0)
+    assert list(matrix.index) == ["base", *CONFIGS]  # audit models are not training configurations
+    assert list(matrix.columns) == LANGS
+    delta = pd.read_csv(res / "transfer_delta.csv", index_col=0)
+    assert (delta.loc["base"] == 0).all()
+    metrics = json.loads((res / "metrics.json").read_text())
+    assert set(metrics["mean_asr"]) == set(models)
+    assert metrics["balanced_lowers_mean_asr"] is True
+    assert {"english_only_drop_en", "english_only_drop_others_mean", "english_only_lowers_english_more"} <= set(metrics)
+    base = metrics["models"]["base"]
+    assert base["mean_asr_lo"] <= base["mean_asr"] <= base["mean_asr_hi"]
+    for key in ("over_refusal", "language_consistency", "group_gap", "language_gap", "capability_acc"):
+        assert key in base, key
+    assert "capability_delta" in metrics["models"]["balanced"]
+    assert metrics["bootstrap"] == {"resamples": 200, "seed": 0, "level": 0.95}
+
+
+def test_new_tables_agree_with_the_score_files(built):
+    import pandas as pd
+
+    res = built / "results" / "scores"
+    asr = pd.read_csv(res / "asr.csv").set_index(["config", "lang"])
+    ci = pd.read_csv(res / "asr_ci.csv")
+    per_lang = ci[ci.by == "lang"].set_index(["config", "level"])
+    for (config, lang), row in asr.iterrows():
+        assert per_lang.loc[(config, lang), "asr"] == pytest.approx(row["asr"], abs=1e-4)
+        assert per_lang.loc[(config, lang), "asr_lo"] <= row["asr"] + 1e-4 <= per_lang.loc[(config, lang), "asr_hi"] + 2e-4
+    assert set(ci["by"]) == {"all", "lang", "target_group", "category", "style"}
+    over = pd.read_csv(res / "over_refusal.csv").set_index(["config", "lang"])
+    for (config, lang), row in asr.iterrows():
+        assert over.loc[(config, lang), "over_refusal"] == pytest.approx(row["over_refusal"], abs=1e-4)
+    cons = pd.read_csv(res / "language_consistency.csv").set_index(["config", "lang"])
+    for (config, lang), row in asr.iterrows():
+        assert cons.loc[(config, lang), "consistency"] == pytest.approx(row["language_consistency"], abs=1e-4)
+    groups = pd.read_csv(res / "group_disparity.csv")
+    assert set(groups["target_group"]) == set(GROUPS) and set(groups["scope"]) == {"all", *LANGS}
+    summary = pd.read_csv(res / "disparity_summary.csv")
+    assert set(summary["axis"]) == {"target_group", "lang"}
+    cap = pd.read_csv(res / "capability.csv")
+    assert set(cap["lang"]) == {"en", "de"} and cap[cap.config == "base"]["delta"].isna().all()
+    order = json.loads((res / "transfer_order.json").read_text())
+    assert sorted(order["rows"]) == sorted(LANGS)
+
+
+def _numbers(text: str) -> set[str]:
+    return set(re.findall(r"[+-]?\d+\.\d{2,3}(?: \[[^\]]+\])?", text))
+
+
+def test_both_formats_carry_the_same_content(built):
+    md = (built / "results/report/report.md").read_text()
+    page = (built / "results/report/report.html").read_text()
+    # every figure with its CI in the Markdown is in the HTML too, and vice versa
+    html_text = re.sub(r"<[^>]+>", " ", re.sub(r"<style>.*?</style>", "", page, flags=re.S))
+    assert _numbers(md) and _numbers(md) == _numbers(html_text)
+    for heading in re.findall(r"^## (.+)$", md, flags=re.M):
+        if heading != "Contents":
+            assert heading.replace("&", "&amp;") in page, heading
+    for needle in ("py3langid", "not configured", "audit_x", "inf",
+                   "Only one judge", "Languages the capability set does not cover"):
+        assert needle in md and needle in page, needle
+    assert "Languages the capability set does not cover: `sl`." in md
+    # one <img> per plot, each an embedded PNG; no file or network references
+    imgs = re.findall(r'<img src="([^"]+)"', page)
+    from polyrefusal.report.build import PLOTS
+
+    shown = set(re.findall(r"\(plots/(\w+)\.png\)", md))
+    assert len(imgs) == len(shown) and shown <= set(PLOTS)
+    for src in imgs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
+    assert not re.search(r'(?:src|href)="(?:https?:|file:|plots/)', page)
+    assert page.count("<table>") == len(re.findall(r"^\|---", md, flags=re.M)) > 10
+
+
+def test_answers_to_harmful_prompts_are_truncated(built, tmp_path):
+    md = (built / "results/report/report.md").read_text()
+    page = (built / "results/report/report.html").read_text()
+    assert LONG_ANSWER.strip() not in md and LONG_ANSWER.strip() not in page
+    assert "Sure, here is what you asked for." in md and "…" in md
+    # --show-full-answers shows them in full
+    root = tmp_path / "full"
+    make_project(root, audit=False, capability=False)
+    run_report(root, "--show-full-answers", bootstrap=50)
+    md = (root / "results/report/report.md").read_text()
+    assert LONG_ANSWER.strip() in md
+    assert "Capability: not run" in md  # no capability results: said so, not an error

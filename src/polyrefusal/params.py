@@ -51,7 +51,16 @@ def validate_params(params: Any, source: str = "params.yaml") -> None:
     if errors:
         err = errors[0]
         path = list(err.absolute_path)
-        raise UserError(err.message, file=source, line=_yaml_line(source, path),
+        message = err.message
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            # name the unexpected key itself, not only its parent
+            allowed = set(err.schema.get("properties", {}))
+            extra = sorted(k for k in err.instance if k not in allowed)
+            if extra:
+                path.append(extra[0])
+        if err.validator in ("oneOf", "anyOf") and isinstance(err.schema, dict) and err.schema.get("description"):
+            message += f" (expected {err.schema['description']})"
+        raise UserError(message, file=source, line=_yaml_line(source, path),
                         field=".".join(map(str, path)) or None)
     langs = params["languages"]
     for name in params["train_configs"]:

@@ -60,28 +60,32 @@ MAX_EXPANSIONS = 20000  # per line: a typo in a pattern must not explode memory
 
 # --- normalisation ---------------------------------------------------------------------------
 
-_APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc\u0060\u00b4\u2032\uff07\u201b"})
+_APOSTROPHES = re.compile("[\u2019\u2018\u02bc`\u00b4\u2032\uff07\u201b]")
 # Letters that NFKD does not decompose into base letter + combining mark.
 _FOLD = str.maketrans({"ł": "l", "đ": "d", "ø": "o", "æ": "ae", "œ": "oe", "ı": "i", "ħ": "h",
                        "ŀ": "l", "þ": "th", "ð": "d"})
+_FOLD_CHARS = re.compile("[łđøæœıħŀþð]")
 _COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 _SPACE = re.compile(r"\s+")
-
-
 _ELISION = re.compile(r"(?<=\w)'(?=[aeiouyh])")  # French/Italian "t'aider", "l'olio"
 
 
 def normalise(text: str) -> str:
     """Case-fold, unify apostrophes, strip accents/diacritics, split elisions ("t'aider" ->
     "t' aider", so the elided word is a word of its own; English "can't", "I'm" are kept),
-    collapse whitespace."""
+    collapse whitespace. (Cheap checks first: this runs on every answer.)"""
     if text.isascii():
-        text = text.lower().replace("`", "'")
+        text = text.lower()
+        if "`" in text:
+            text = text.replace("`", "'")
     else:
-        text = unicodedata.normalize("NFKD", text.casefold().translate(_APOSTROPHES))
-        text = _COMBINING.sub("", text).translate(_FOLD)
-    text = _ELISION.sub("' ", text)
-    return _SPACE.sub(" ", text).strip()
+        text = _APOSTROPHES.sub("'", text.casefold())
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+        if _FOLD_CHARS.search(text):
+            text = text.translate(_FOLD)
+    if "'" in text:
+        text = _ELISION.sub("' ", text)
+    return " ".join(text.split())
 
 
 # --- pattern expansion -------------------------------------------------------------------------

@@ -249,7 +249,8 @@ def build(opts: Options) -> dict:
 
     # --- plots ---
     pd_ = opts.plots_dir
-    P.heatmap(matrix, pd_ / "asr_heatmap.png", "ASR: model x evaluation language", cmap="Reds",
+    P.heatmap(T.transfer_matrix(asr, models, langs), pd_ / "asr_heatmap.png",
+              "ASR: model x evaluation language", cmap="Reds",
               cbar_label="ASR", xlabel="evaluation language")
     base_groups = gdis[(gdis["config"] == "base") & (gdis["scope"] == M.ALL)] if len(gdis) else gdis
     order = hierarchy(base_groups, key="target_group") if len(base_groups) else None  # best defended first
@@ -336,8 +337,7 @@ def category_style_plot(asr_ci, models, path: Path) -> Path:
     widths = [max(2.0, 0.45 * w.shape[1]) for _, w in parts]
     fig, axes = plt.subplots(1, len(parts), figsize=(min(13, sum(widths) + 2.5), min(12, 1.5 + 0.34 * len(models))),
                              gridspec_kw={"width_ratios": widths}, squeeze=False)
-    cm = plt.get_cmap("Reds").copy()
-    cm.set_bad("#dddddd")
+    cm = plt.get_cmap("Reds").with_extremes(bad="#dddddd")
     im = None
     for k, (ax, (dim, w)) in enumerate(zip(axes[0], parts)):
         w = w.reindex(parts[0][1].index)

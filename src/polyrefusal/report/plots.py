@@ -65,8 +65,7 @@ def heatmap(matrix, path: Path, title: str, *, cmap: str = "Reds", vmin: float |
         lim = lim if lim > 0 else 1.0
         norm = TwoSlopeNorm(vcenter=center, vmin=center - lim, vmax=center + lim)
         vmin = vmax = None
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("#dddddd")
+    cm = plt.get_cmap(cmap).with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cm, vmin=vmin, vmax=vmax, norm=norm, aspect="auto")
     ax.set_xticks(range(nc), [str(c) for c in matrix.columns], rotation=45 if nc > 8 else 0,
                   ha="right" if nc > 8 else "center")
@@ -192,8 +191,7 @@ def _diverging(ax, frame, lim: float):
     plt = _plt()
     data = frame.to_numpy(dtype=float)
     nr, nc = data.shape
-    cm = plt.get_cmap("RdBu_r").copy()
-    cm.set_bad("#dddddd")
+    cm = plt.get_cmap("RdBu_r").with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cm, norm=TwoSlopeNorm(0.0, -lim, lim), aspect="auto")
     ax.set_xticks(range(nc), [str(c) for c in frame.columns])
     ax.set_yticks(range(nr), [str(i) for i in frame.index])

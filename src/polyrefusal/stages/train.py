@@ -54,4 +54,5 @@ def run(args):
     files = [Path(args.pairs_dir) / f"{lang}.train.jsonl" for lang in spec["langs"]]
     metrics = train_config(args.config, Path(args.base), files, Path(args.out), params["dpo"],
                            Path(args.checkpoints), spec=spec, ref_logps_dir=Path(args.ref_logps_dir))
-    log.info("train %s: %s", args.config, metrics)
+    if metrics:  # empty on the non-main processes of a distributed run
+        log.info("train %s: %s", args.config, metrics)

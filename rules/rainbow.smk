@@ -1,0 +1,25 @@
+# Rainbow Teaming prompt generation (optional: `polyrefusal preset rainbow` turns it on). Always
+# in the DAG so that Snakemake and DVC name the same artifacts: with rainbow.enabled false the
+# command writes an empty corpus file and loads no model. The archive directory is resumable
+# state (like the caches): not declared as an output, so Snakemake never deletes it.
+rule rainbow:
+    input:
+        rainbow_models,
+    output:
+        "results/rainbow/generated.parquet",
+    params:
+        rainbow=config.get("rainbow") or {},
+        corpus=config["corpus"],
+        archive="results/rainbow/archive",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        gpu=0,
+    log:
+        "logs/rainbow.log",
+    benchmark:
+        "logs/benchmarks/rainbow.tsv"
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "polyrefusal rainbow --params params.yaml {params.archive} {output} 2> {log}"

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""How long Snakemake and DVC take to plan the DAG, for the default and the paper grid.
+
+    python scripts/bench_dag.py                  # default, paper, paper-2k, and bare Snakefiles
+    python scripts/bench_dag.py --repeat 5 --presets paper
+
+For each preset, in a temporary copy of the project (the checkout is never touched):
+
+* jobs:        the DAG's job count (`snakemake -n`, nothing present);
+* plan:        `snakemake -n` with no output present (the full plan);
+* dry no-op:   `snakemake -n` with every output present (fake, empty outputs; mtimes put in
+               order by `snakemake --touch`);
+* no-op:       `snakemake --cores 1` with every output present (must run nothing);
+* dvc status:  `dvc status` after `dvc commit` of the fake outputs (must be clean).
+
+`paper-2k` is the paper preset widened through the real rules to about 2,000 jobs (more training
+configurations: language pairs and triples), the size of the published grid once the audit models
+are added; `bare` is a Snakefile with the same job count and no project code (no config, no schema,
+no Python in the rules): Snakemake's own floor. Times are the median of --repeat runs (wall clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TARGET_JOBS = 2000
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return e
+
+
+def sh(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:6])} failed in {cwd}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def timed(cmd: list[str], cwd: Path, repeat: int, expect: str | None = None) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        proc = sh(cmd, cwd)
+        times.append(time.perf_counter() - t0)
+        if expect and expect not in proc.stdout + proc.stderr:
+            raise SystemExit(f"{' '.join(cmd)}: expected {expect!r}:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return statistics.median(times)
+
+
+def copy_project(dest: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split("\n")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+def widen_to(proj: Path, target_jobs: int) -> int:
+    """Add training configurations (language pairs, then triples) until the DAG has about
+    target_jobs jobs. Returns the number of configurations."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    path = proj / "params.yaml"
+    doc = yaml.load(path.read_text())
+    langs = list(doc["languages"])
+    configs = list(doc["train_configs"])
+    # jobs = 8 + 5 L + C (L + 2): corpus, split, base_model, report, dvc_commit, all, 1 generate of
+    # the base model; translate, respond, judge, pairs per language; train + generate per
+    # configuration; evaluate per (model, language).
+    n_configs = max(len(configs), round((target_jobs - 8 - 5 * len(langs)) / (len(langs) + 2)))
+    extra = (list(c) for k in (2, 3) for c in itertools.combinations(langs, k))
+    while len(configs) < n_configs:
+        subset = next(extra)
+        name = "mix_" + "_".join(subset)
+        doc["config_defs"][name] = subset
+        configs.append(name)
+    doc["train_configs"] = configs
+    with open(path, "w") as fh:
+        yaml.dump(doc, fh)
+    return len(configs)
+
+
+def job_count(proj: Path) -> int:
+    out = sh(["snakemake", "-n", "--quiet", "rules"], proj).stdout
+    m = re.search(r"^total\s+(\d+)", out, re.M)
+    if not m:
+        raise SystemExit(f"no job count in:\n{out[-2000:]}")
+    return int(m.group(1))
+
+
+def outputs(proj: Path) -> list[str]:
+    """Every output of the DAG (Snakemake's summary) and every DVC out (persist caches too)."""
+    out = sh(["snakemake", "--summary"], proj).stdout.splitlines()[1:]
+    paths = {line.split("\t")[0] for line in out if line.strip()}
+    from dvc.repo import Repo
+
+    with Repo(str(proj)) as repo:
+        paths |= {o.def_path for s in repo.index.stages for o in s.outs}
+    return sorted(paths)
+
+
+def fake_outputs(proj: Path) -> int:
+    paths = outputs(proj)
+    for rel in paths:
+        p = proj / rel
+        # directory() outputs (models, answers) and persist caches have no file extension here
+        if not Path(rel).suffix:
+            p.mkdir(parents=True, exist_ok=True)
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.touch()
+    return len(paths)
+
+
+def bench_project(name: str, preset: str, widen: bool, repeat: int, base: Path) -> dict:
+    proj = copy_project(base / name)
+    sh(["polyrefusal", "preset", preset], proj)
+    row = {"name": name}
+    if widen:
+        row["configs"] = widen_to(proj, TARGET_JOBS)
+    row["jobs"] = job_count(proj)
+    row["plan"] = timed(["snakemake", "-n"], proj, repeat)
+    row["outputs"] = fake_outputs(proj)
+    t0 = time.perf_counter()
+    sh(["snakemake", "--touch", "--cores", "1", "--quiet", "all"], proj)
+    row["touch"] = time.perf_counter() - t0
+    row["dry_noop"] = timed(["snakemake", "-n"], proj, repeat, expect="Nothing to be done")
+    row["noop"] = timed(["snakemake", "--cores", "1"], proj, repeat, expect="Nothing to be done")
+    t0 = time.perf_counter()
+    sh(["dvc", "commit", "--force", "--quiet"], proj)
+    row["dvc_commit"] = time.perf_counter() - t0
+    row["dvc_stages"] = len(sh(["dvc", "stage", "list", "--name-only"], proj).stdout.split())
+    row["dvc_status"] = timed(["dvc", "status"], proj, repeat, expect="up to date")
+    return row
+
+
+BARE = """\
+N = {n}
+
+rule all:
+    input: expand("out/{{i}}.txt", i=range(N - 1))
+
+rule job:
+    output: "out/{{i}}.txt"
+    shell: "touch {{output}}"
+"""
+
+
+def bench_bare(n: int, repeat: int, base: Path) -> dict:
+    d = base / f"bare{n}"
+    d.mkdir()
+    (d / "Snakefile").write_text(BARE.format(n=n))
+    row = {"name": f"bare ({n} jobs)", "jobs": job_count(d)}
+    row["plan"] = timed(["snakemake", "-n"], d, repeat)
+    (d / "out").mkdir()
+    for i in range(n - 1):
+        (d / "out" / f"{i}.txt").touch()
+    row["dry_noop"] = timed(["snakemake", "-n"], d, repeat, expect="Nothing to be done")
+    row["noop"] = timed(["snakemake", "--cores", "1"], d, repeat, expect="Nothing to be done")
+    return row
+
+
+def startup(repeat: int, base: Path) -> float:
+    """`snakemake --version`: the interpreter and Snakemake's imports, no workflow at all."""
+    return timed(["snakemake", "--version"], base, repeat)
+
+
+def fmt(v, unit="s") -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}{unit}" if isinstance(v, float) else str(v)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--presets", default="default,paper,paper-2k")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--no-bare", action="store_true")
+    p.add_argument("--keep", default=None, help="work in this directory and keep it")
+    args = p.parse_args(argv)
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_dag_"))
+    base.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        rows.append({"name": "snakemake --version", "plan": startup(args.repeat, base)})
+        for name in args.presets.split(","):
+            preset, widen = ("paper", True) if name == "paper-2k" else (name, False)
+            print(f"... {name}", file=sys.stderr, flush=True)
+            rows.append(bench_project(name, preset, widen, args.repeat, base))
+        if not args.no_bare:
+            for n in sorted({r["jobs"] for r in rows if r.get("jobs")}):
+                print(f"... bare {n}", file=sys.stderr, flush=True)
+                rows.append(bench_bare(n, args.repeat, base))
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    cols = [("name", "DAG"), ("jobs", "jobs"), ("plan", "snakemake -n"), ("dry_noop", "-n, all present"),
+            ("noop", "no-op run"), ("dvc_stages", "dvc stages"), ("dvc_status", "dvc status"),
+            ("touch", "--touch"), ("dvc_commit", "dvc commit")]
+    print(f"# bench_dag: median of {args.repeat} runs, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print("| " + " | ".join(c[1] for c in cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(fmt(r.get(k)) for k, _ in cols) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
