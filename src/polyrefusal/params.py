@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import difflib
+
 import yaml
 
 from .errors import UserError
@@ -58,6 +60,9 @@ def validate_params(params: Any, source: str = "params.yaml") -> None:
             extra = sorted(k for k in err.instance if k not in allowed)
             if extra:
                 path.append(extra[0])
+                close = difflib.get_close_matches(extra[0], sorted(allowed), n=1)
+                message = (f"unknown key {extra[0]!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                           + f" (allowed: {', '.join(sorted(allowed))})")
         if err.validator in ("oneOf", "anyOf") and isinstance(err.schema, dict) and err.schema.get("description"):
             message += f" (expected {err.schema['description']})"
         raise UserError(message, file=source, line=_yaml_line(source, path),

@@ -19,11 +19,12 @@ File format, one entry per line, ``#`` starts a comment:
   but here you go: Step 1 ...").
 
 Phrases may use ``(a|b|c)`` for alternatives and ``[x]`` for an optional part (nestable); each
-line is expanded into literal phrases. A ``*`` between words stands for up to three words
-(free word order: "ich kann * nicht helfen" matches "ich kann dir dabei leider nicht helfen"). Phrases and answers are normalised the same way
-(case-folded, accents and diacritics removed, typographic apostrophes unified, whitespace
-collapsed) and matched on word boundaries, so "can't" in a phrase never matches inside
-"cant" and a phrase never matches inside a longer word.
+line is expanded into literal phrases. A ``*`` between words stands for up to three words, not
+across a comma (free word order: "ich kann * nicht helfen" matches "ich kann dir dabei leider
+nicht helfen"). Phrases and answers are normalised the same way (case-folded, accents and
+diacritics removed, typographic apostrophes unified, elisions split, whitespace collapsed) and
+matched on word boundaries, so a phrase never matches inside a longer word. All phrases of a
+file compile to one regex (a character trie), so thousands of phrases cost one scan.
 
 Decision for one answer: ``refused`` is True when a refusal phrase (not masked by an
 exception) is found at the start or in the opening and no compliance cue occurs in the
@@ -302,6 +303,7 @@ class LexiconSet:
 @functools.lru_cache(maxsize=64)
 def matcher_for(langs: tuple[str, ...], head_chars: int = HEAD_CHARS,
                 window_chars: int = WINDOW_CHARS) -> LexiconSet:
+    """The lexicons of ``langs`` plus the prefix list, ready to analyse answers."""
     return LexiconSet(langs, head_chars, window_chars)
 
 
