@@ -109,7 +109,7 @@ def test_capability_stage_runs_lm_eval_offline(tiny_model, tmp_path, no_network)
     from polyrefusal.stages import capability
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["languages"] = ["en", "de", "sl"]
+    params.update(languages=["en", "de", "sl"], train_configs=["balanced"])
     params["capability"] = {"source": "builtin", "format": "cloze", "limit": 4, "batch_size": 4}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     # Global MMLU-style directory without sl: sl is reported as not covered

@@ -108,17 +108,23 @@ def read_records(path: str | os.PathLike, *, with_lines: bool = False) -> list[d
     raise UserError(f"unsupported file type {suffix!r} (use .jsonl, .parquet or .csv)", file=str(path))
 
 
-def _clean(record: dict) -> dict:
-    """Turn numpy/pandas scalars and NaN into plain Python values."""
+def _plain(value: Any) -> Any:
+    """numpy/pandas values (also nested in lists and dicts, as Parquet returns them) and NaN
+    as plain Python values."""
     import math
-    out = {}
-    for k, v in record.items():
-        if hasattr(v, "tolist"):
-            v = v.tolist()
-        if isinstance(v, float) and math.isnan(v):
-            v = None
-        out[k] = v
-    return out
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _clean(record: dict) -> dict:
+    return {k: _plain(v) for k, v in record.items()}
 
 
 def write_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
