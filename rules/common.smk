@@ -17,6 +17,8 @@ wildcard_constraints:
 def config_langs(name):
     """Languages a training configuration trains on ("all" or a list, within LANGS)."""
     spec = config["config_defs"][name]
+    if isinstance(spec, dict):  # {langs, groups, strategies, ...}
+        spec = spec.get("langs", "all")
     return list(LANGS) if spec == "all" else [l for l in LANGS if l in spec]
 
 

@@ -6,6 +6,7 @@ rule train:
         directory("results/models/{config}"),
     params:
         dpo=config["dpo"],
+        spec=lambda w: config["config_defs"][w.config],
         languages=lambda w: config_langs(w.config),
     threads: 1
     resources:
@@ -19,4 +20,5 @@ rule train:
         "../envs/train.yaml"
     shell:
         "polyrefusal train --config {wildcards.config} --base {input.base} "
-        "--pairs-dir results/pairs {output} 2> {log}"
+        "--pairs-dir results/pairs --checkpoints results/.checkpoints "
+        "--ref-logps-dir results/.ref_logps {output} 2> {log}"

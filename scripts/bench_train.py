@@ -214,7 +214,8 @@ def main(argv=None) -> dict:
         device_name = f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
     result = {
         "model": "random-llama-1b" if args.random_llama_1b else "tiny", "params": n_params,
-        "trainable_params": trainable, "vocab": len(tok), "device": device_name, "dtype": str(dtype).replace("torch.", ""),
+        "trainable_params": trainable, "vocab": len(tok), "device": device_name,
+        "dtype": str(dtype).replace("torch.", ""),
         "mode": "lora" if args.lora else "full", "batch_size": args.batch_size, "seq_len": args.seq_len,
         "steps": len(step_times), "measured_steps": len(measured),
         "tokens_per_step": round(sum(tokens) / max(len(tokens), 1)),

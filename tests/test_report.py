@@ -28,7 +28,7 @@ P_SUCCESS = {"base": 0.9, "audit_x": 0.6, "balanced": 0.2, "english_only": 0.5, 
              "single_de": 0.5, "single_sl": 0.45}
 
 
-def synthetic_records(model: str, lang: str, seed: int = 0) -> list[dict]:
+def synthetic_records(model: str, lang: str, seed: int = 0, two_judges: bool = False) -> list[dict]:
     rnd = random.Random(f"{seed}:{model}:{lang}")
     out = []
     i = 0
@@ -59,16 +59,23 @@ def synthetic_records(model: str, lang: str, seed: int = 0) -> list[dict]:
                         label="safe", refused=refused, answer_lang=lang,
                         verdicts={"refusal_lexicon": {"label": "safe", "refused": refused, "score": None,
                                                       "categories": []}}))
+    if two_judges:  # a second judge that disagrees on every fifth answer
+        for k, r in enumerate(out):
+            label = r["label"] if k % 5 else {"safe": "unsafe", "unsafe": "safe"}.get(r["label"], "unparsed")
+            r["verdicts"]["llama_guard"] = {"label": label, "refused": None, "score": None, "categories": []}
     return out
 
 
-def make_project(root: Path, *, audit: bool = True, capability: bool = True) -> dict:
+def make_project(root: Path, *, audit: bool = True, capability: bool = True, two_judges: bool = False,
+                 report: dict | None = None) -> dict:
     """results/{eval,models,capability,pairs} and a params.yaml for the synthetic study."""
     from polyrefusal.stages.evaluate import score
 
     root.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params.update(languages=LANGS, train_configs=CONFIGS, preset="test")
+    if report:
+        params["report"] = report
     if audit:
         params["audit_models"] = {"audit_x": {"path": "some/model", "backend": "transformers"}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -76,7 +83,7 @@ def make_project(root: Path, *, audit: bool = True, capability: bool = True) -> 
     res = root / "results"
     for m in models:
         for lang in LANGS:
-            recs = synthetic_records(m, lang)
+            recs = synthetic_records(m, lang, two_judges=two_judges)
             d = res / "eval" / m
             d.mkdir(parents=True, exist_ok=True)
             (d / f"{lang}.judged.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
@@ -235,3 +242,37 @@ def test_answers_to_harmful_prompts_are_truncated(built, tmp_path):
     md = (root / "results/report/report.md").read_text()
     assert LONG_ANSWER.strip() in md
     assert "Capability: not run" in md  # no capability results: said so, not an error
+
+
+def test_optional_steps_when_configured(tmp_path):
+    """Fluency scored by a configured rubric judge; agreement between two judges."""
+    from polyrefusal.judges import JUDGES, Judge
+
+    if "test_fluency_constant" not in JUDGES.names():
+        @JUDGES.register("test_fluency_constant")
+        class Constant(Judge):
+            def judge(self, records):
+                assert all(r["harmful"] is False for r in records)  # benign answers only
+                return [{"label": "safe", "refused": False, "score": 0.5 if r["lang"] == "en" else 1.0,
+                         "categories": []} for r in records]
+
+    root = tmp_path / "p"
+    make_project(root, audit=False, capability=False, two_judges=True,
+                 report={"fluency_judge": "test_fluency_constant", "fluency_options": {}})
+    run_report(root, bootstrap=50)
+    import pandas as pd
+
+    res = root / "results"
+    flu = pd.read_csv(res / "scores/fluency.csv").set_index(["config", "lang"])
+    assert flu.loc[("base", "en"), ["n", "score", "score_lo", "score_hi"]].tolist() == [6, 0.5, 0.5, 0.5]
+    assert flu.loc[("balanced", "de"), "score"] == 1.0
+    kappa = pd.read_csv(res / "scores/judge_agreement.csv")
+    assert {"lang", "judge_a", "judge_b", "kappa"} <= set(kappa.columns)
+    assert set(kappa["lang"]) == set(LANGS) and (kappa["kappa"] < 1).all()
+    md = (res / "report/report.md").read_text()
+    page = (res / "report/report.html").read_text()
+    for text in (md, page):
+        assert "Mean rubric score" in text and "test_fluency_constant" in text
+        assert "Cohen&#x27;s kappa per language" in text or "Cohen's kappa per language" in text
+        assert "not configured" not in text
+    assert "](plots/judge_agreement.png)" in md

@@ -193,7 +193,7 @@ def test_dict_config_defs_pass_params_validation(tmp_path):
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["config_defs"]["demo_holdout"] = {"langs": "all", "groups": ["women"], "strategies": ["persona_assignment"]}
-    params["train_configs"] = params["train_configs"] + ["demo_holdout"]
+    params["train_configs"] = [c for c in params["train_configs"] if c != "demo_holdout"] + ["demo_holdout"]
     f = tmp_path / "params.yaml"
     f.write_text(yaml.safe_dump(params))
     try:

@@ -84,6 +84,8 @@ def validate_params(params: Any, source: str = "params.yaml") -> None:
 def config_languages(params: dict, name: str) -> list[str]:
     """The languages a training configuration trains on (definition intersected with `languages`)."""
     spec = params["config_defs"][name]
+    if isinstance(spec, dict):  # {langs, groups, strategies, ...}
+        spec = spec.get("langs", "all")
     langs = params["languages"]
     if spec == "all":
         return list(langs)

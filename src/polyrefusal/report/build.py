@@ -397,7 +397,11 @@ def capability_table(opts: Options, models: list[str], langs: list[str]):
         "lm_eval_version": next((d.get("lm_eval_version") for d in data.values() if d and d.get("lm_eval_version")), None),
         "not_covered": sorted({lang for d in data.values() if d for lang in d.get("not_covered", [])}),
         "missing_models": missing,
+        "skipped": {m: d["skipped"] for m, d in data.items() if d and d.get("skipped")},
     }
+    if not rows:
+        why = "; ".join(f"{m}: {w}" for m, w in meta["skipped"].items()) or "no language covered"
+        return pd.DataFrame(columns=cols), f"no capability scores ({why})", meta
     return pd.DataFrame(rows, columns=cols), "ok", meta
 
 
@@ -734,6 +738,8 @@ def document(opts: Options, ctx) -> Document:
             s.add(Table(dw, "Change in accuracy against the base model [95% CI]."))
         nc = meta.get("not_covered") or []
         s.add(Para("Languages the capability set does not cover: " + (", ".join(f"`{x}`" for x in nc) if nc else "none") + "."))
+        for m, why in (meta.get("skipped") or {}).items():
+            s.add(Note(f"`{m}`: no capability score ({why})."))
         if meta.get("missing_models"):
             s.add(Note("No capability results for: " + ", ".join(f"`{m}`" for m in meta["missing_models"]) + "."))
     else:

@@ -12,6 +12,7 @@ files), ``format`` (``letters`` | ``cloze``), ``limit`` (questions per language,
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -19,12 +20,24 @@ from pathlib import Path
 
 from ..io import write_json
 from ..params import load_params
-from ..training.models import resolve_model
+from ..training.models import POINTER, resolve_model
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {"source": "builtin", "format": "letters", "limit": None, "batch_size": 8,
             "dtype": "float32", "num_fewshot": 0, "seed": 0, "torch_threads": 1}
+
+
+#: generation backends without log-likelihoods (API models): no capability score
+API_BACKENDS = ("openai",)
+
+
+def pointer_backend(model_dir: str) -> str | None:
+    """The backend a model pointer names (audit models), or None."""
+    pointer = Path(model_dir) / POINTER
+    if pointer.exists():
+        return json.loads(pointer.read_text(encoding="utf-8")).get("backend")
+    return None
 
 
 def settings(params: dict) -> dict:
@@ -56,6 +69,14 @@ def run(args):
     model_path = resolve_model(args.model)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    backend = pointer_backend(args.model)
+    if backend in API_BACKENDS:
+        # lm-eval's multiple-choice scoring needs the model's log-likelihoods (local weights)
+        write_json(out, {"model": name, "model_path": model_path, "source": cfg["source"],
+                         "format": cfg["format"], "languages": {}, "not_covered": langs,
+                         "skipped": f"{backend} backend: multiple-choice scoring needs local weights"})
+        log.warning("capability %s: skipped (%s backend)", name, backend)
+        return
     from ..scoring.capability import evaluate_model
 
     work = Path(tempfile.mkdtemp(prefix=f".capability-{name}.", dir=out.parent))

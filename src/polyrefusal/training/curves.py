@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 #: (column, panel title) of the three panels of :func:`plot_curves`.
-PANELS = (("loss", "DPO loss"), ("reward_margin", "reward margin (chosen - rejected)"),
+PANELS = (("loss", "training loss (DPO + any SFT term)"), ("reward_margin", "reward margin (chosen - rejected)"),
           ("reward_accuracy", "reward accuracy"))
 
 

@@ -328,6 +328,8 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     last = curve[-1] if curve else {}
     losses = [c["loss"] for c in curve if c.get("loss") is not None]
     metrics = {"config": name, "examples": len(rows), "examples_per_language": counts,
+               # TRL drops pairs whose prompt alone fills max_length
+               "examples_trained": len(trainer.train_dataset),
                **({"selection": data_summary(rows)} if is_demographic(spec) else {}),
                "steps": trainer.state.global_step,
                # from the log, so a resumed run reports what an uninterrupted one does
