@@ -15,6 +15,7 @@ servers would not apply either.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from ..errors import UserError
 from .base import GENERATORS, Generator, ModelSpec, Prompt
@@ -55,8 +56,15 @@ def load_pretrained(spec: ModelSpec, device: str):
     device_map = spec.extra.get("device_map")  # e.g. "auto": shard a big model over GPUs
     try:
         tokenizer = AutoTokenizer.from_pretrained(where.source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(where.source, dtype=resolve_dtype(spec, device),
-                                                     device_map=device_map, **kwargs)
+        if (Path(where.source) / "adapter_config.json").exists():
+            # A LoRA adapter (dpo.merge_lora: false): load its base, apply it, merge for speed.
+            from peft import AutoPeftModelForCausalLM
+            model = AutoPeftModelForCausalLM.from_pretrained(
+                where.source, dtype=resolve_dtype(spec, device), device_map=device_map,
+                **kwargs).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(where.source, dtype=resolve_dtype(spec, device),
+                                                         device_map=device_map, **kwargs)
     except (OSError, ValueError, KeyError) as exc:  # what transformers/hub raise for bad models
         raise UserError(f"cannot load model: {_first_line(exc)}", file=spec.path) from None
     if device_map is None:
