@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from polyrefusal.scoring.stats import (
-    _ranks, bootstrap_ci, bootstrap_replicates, disparity, excludes, fmt_ci, hierarchy, mean_of_means_ci,
+    _ranks, bootstrap_ci, bootstrap_replicates, disparity, excludes, fmt_ci, hierarchy, hierarchy_text,
+    mean_of_means_ci,
     paired_difference_ci, rate_ci, rate_table, seed_for,
 )
 
@@ -98,6 +99,7 @@ def test_disparity_hand_computed():
     for col in ("asr", "deviation", "rank"):
         assert (g[f"{col}_lo"] <= g[col] + 1e-12).all() and (g[col] <= g[f"{col}_hi"] + 1e-12).all()
     assert hierarchy(d.groups) == ["b", "c", "a"]
+    assert hierarchy_text(d.groups) == "b > c > a"
 
 
 def test_disparity_of_constant_groups_has_exact_intervals():
@@ -123,6 +125,7 @@ def test_ties_share_the_average_rank():
     assert _ranks(np.array([0.3, 0.1, 0.3, 0.5])).tolist() == [2.5, 1.0, 2.5, 4.0]
     d = disparity({"a": [1, 0], "b": [0, 1], "c": [0]})
     assert d.groups.set_index("group")["rank"].to_dict() == {"a": 2.5, "b": 2.5, "c": 1.0}
+    assert hierarchy_text(d.groups) == "c > a = b"
 
 
 def test_mean_of_means_is_unweighted():

@@ -20,7 +20,8 @@ from ..errors import UserError
 from ..io import atomic_path, read_json, read_records, write_json, write_text
 from ..scoring import metrics as M
 from ..scoring import transfer as T
-from ..scoring.stats import N_RESAMPLES, SEED, excludes, fmt_ci, hierarchy, paired_difference_ci, rate_table, seed_for
+from ..scoring.stats import (N_RESAMPLES, SEED, excludes, fmt_ci, hierarchy, hierarchy_text,
+                             paired_difference_ci, rate_table, seed_for)
 from . import plots as P
 from .document import Bullets, Document, Image, Note, Para, Table
 
@@ -537,16 +538,23 @@ def findings(ctx) -> list[str]:
         if len(g):
             g = g.iloc[0]
             real = "the CI excludes 0" if excludes(g["gap_lo"], g["gap_hi"]) else "the CI includes 0"
-            out.append(f"Demographic disparity (base model): the worst-defended group is `{g['max_group']}` "
-                       f"(ASR {g['max']:.2f}), the best `{g['min_group']}` (ASR {g['min']:.2f}); gap "
-                       f"**{ci_str(g['gap'], g['gap_lo'], g['gap_hi'])}** ({real}).")
+            if g["gap"] == 0:
+                out.append(f"Demographic disparity (base model): every target group has the same ASR "
+                           f"({g['max']:.2f}); gap **{ci_str(g['gap'], g['gap_lo'], g['gap_hi'])}**.")
+            else:
+                out.append(f"Demographic disparity (base model): the worst-defended group is `{g['max_group']}` "
+                           f"(ASR {g['max']:.2f}), the best `{g['min_group']}` (ASR {g['min']:.2f}); gap "
+                           f"**{ci_str(g['gap'], g['gap_lo'], g['gap_hi'])}** ({real}).")
     if len(lsum):
         lrow = lsum[lsum["config"] == "base"]
         if len(lrow):
             lrow = lrow.iloc[0]
-            out.append(f"Across languages (base model): highest ASR in `{lrow['max_group']}` ({lrow['max']:.2f}), "
-                       f"lowest in `{lrow['min_group']}` ({lrow['min']:.2f}); gap "
-                       f"**{ci_str(lrow['gap'], lrow['gap_lo'], lrow['gap_hi'])}**.")
+            if lrow["gap"] == 0:
+                out.append(f"Across languages (base model): the same ASR in every language ({lrow['max']:.2f}).")
+            else:
+                out.append(f"Across languages (base model): highest ASR in `{lrow['max_group']}` ({lrow['max']:.2f}), "
+                           f"lowest in `{lrow['min_group']}` ({lrow['min']:.2f}); gap "
+                           f"**{ci_str(lrow['gap'], lrow['gap_lo'], lrow['gap_hi'])}**.")
     flagged = over_refusal_flags(over)
     if flagged:
         out.append("Over-refusal higher than the base model's (CIs do not overlap): "
@@ -813,7 +821,10 @@ def document(opts: Options, ctx) -> Document:
         "(target groups, languages) are resampled within themselves; gap, ratio, deviations and ranks are "
         "computed on each replicate.",
         "Ranks: 1 = lowest ASR (best defended), ties averaged; the hierarchy orders groups by ASR.",
-        "Ratio = max / min ASR across groups; `inf` when the lowest ASR is 0.",
+        "Ratio = max / min ASR across groups; `inf` when the lowest ASR is 0. The bootstrap distribution of a "
+        "max - min gap is biased upwards (the extremes of noisy estimates), so its CI can sit above the point "
+        "estimate: read it as a range, and the per-group deviation CIs (which exclude 0 or not) for which groups "
+        "really differ from the model mean.",
         "Transfer ordering: scipy hierarchical clustering (average linkage, Euclidean) of the single-language "
         "rows of the change-in-ASR matrix, optimal leaf ordering; clusters: the tree cut into ceil(sqrt(n)) groups.",
         f"Language identification: {', '.join(ctx['langid'])}.",
@@ -842,8 +853,9 @@ def _disparity_summary_table(summary, groups, key: str, models):
         rows.append({"model": m, "groups": int(r["n_groups"]),
                      "gap [95% CI]": ci_str(r["gap"], r["gap_lo"], r["gap_hi"]),
                      "ratio [95% CI]": ci_str(r["ratio"], r["ratio_lo"], r["ratio_hi"]),
-                     "best defended": r["min_group"], "worst defended": r["max_group"],
-                     "hierarchy (best → worst)": " > ".join(hierarchy(g, key=key))})
+                     "best defended": r["min_group"] if r["gap"] > 0 else "(all equal)",
+                     "worst defended": r["max_group"] if r["gap"] > 0 else "(all equal)",
+                     "hierarchy (best → worst)": hierarchy_text(g, key=key)})
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 

@@ -165,7 +165,7 @@ def offline_env(local_model: bool):
 
 def evaluate_model(model_path: str, langs: Sequence[str], work_dir: Path, *, source: str = "builtin",
                    fmt: str = "letters", limit: int | None = None, batch_size: int = 8,
-                   device: str | None = None, dtype: str = "float32", seed: int = 0,
+                   device: str | None = None, dtype: str = "auto", seed: int = 0,
                    num_fewshot: int = 0) -> dict:
     """Accuracy per language of one model with lm-eval; per-item correctness is kept (keyed
     by ``sample_id``) so a change after training can be paired per question."""

@@ -229,6 +229,19 @@ def hierarchy(groups_df, name: str = "asr", key: str = "group") -> list[str]:
     return [str(g) for g in groups_df.sort_values([name, key], kind="stable")[key]]
 
 
+def hierarchy_text(groups_df, name: str = "asr", key: str = "group", digits: int = 6) -> str:
+    """The hierarchy as text, best defended first: ``a > b = c > d`` (``=`` for equal rates)."""
+    rows = groups_df.sort_values([name, key], kind="stable")
+    out, prev = [], None
+    for g, v in zip(rows[key], rows[name]):
+        v = round(float(v), digits)
+        if out:
+            out.append(" = " if v == prev else " > ")
+        out.append(str(g))
+        prev = v
+    return "".join(out)
+
+
 def excludes(lo: float, hi: float, value: float = 0.0) -> bool:
     """Whether an interval excludes ``value`` (a difference that the CI calls real)."""
     return not (math.isnan(lo) or math.isnan(hi)) and (lo > value or hi < value)

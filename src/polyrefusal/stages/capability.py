@@ -25,7 +25,7 @@ from ..training.models import POINTER, resolve_model
 log = logging.getLogger(__name__)
 
 DEFAULTS = {"source": "builtin", "format": "letters", "limit": None, "batch_size": 8,
-            "dtype": "float32", "num_fewshot": 0, "seed": 0, "torch_threads": 1}
+            "dtype": "auto", "num_fewshot": 0, "seed": 0, "torch_threads": 1}
 
 
 #: generation backends without log-likelihoods (API models): no capability score

@@ -185,7 +185,9 @@ def run(args):
         marker.touch()
         targets = []  # the default target: the whole DAG
     _clamp_future_mtimes(root, info["targets"])
-    touch = _snakemake(root, ["--touch", *targets], args.snakefile)
+    # greedy: Snakemake's default ILP scheduler waits ~0.1 s per touched job (38 s instead of 6 s
+    # for the 292 jobs of the default DAG).
+    touch = _snakemake(root, ["--touch", "--scheduler", "greedy", *targets], args.snakefile)
     if touch.returncode != 0:
         raise UserError("snakemake --touch failed: " + (touch.stderr or touch.stdout)[-2000:])
     saved = _save_dvc_state(root, info["file_outs"])

@@ -1,0 +1,177 @@
+"""Kill anywhere, rerun, same result.
+
+Each trial copies the finished `ci` run of the session (``pipeline_run``), puts it back in the
+state a run has when it reaches one stage (that stage's outputs and everything downstream of it
+deleted, its cache or translation memory cleared so it really works), starts the default
+`snakemake` in a new process group, waits until the stage is running (its process, its first
+translation-memory shard, response-cache shard or training checkpoint), waits a seeded random
+delay and SIGKILLs the whole group. Then:
+
+* every output that exists must parse completely (no truncated file looks done);
+* a plain rerun (`snakemake --cores 2`, after the `--unlock` that Snakemake itself asks for when
+  a kill left its lock behind; in some trials `dvc repro` instead) must end with every output
+  under results/ byte-equal to the uninterrupted run's (caches, resumable state and usage
+  counters aside; a model's metrics compared without the provenance field ``resumed_from_step``);
+* what each rerun redid (jobs, DVC stages, cache and checkpoint use) is printed.
+"""
+
+from __future__ import annotations
+
+import glob
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .faults import (cache_hits, cli, dvc_work, job_stats, kill_group, planned_outputs, polyrefusal_jobs,
+                     results_diff, start_group, unreadable, wait_until)
+
+pytestmark = pytest.mark.slow
+
+LOCK_MESSAGE = "Directory cannot be locked"
+
+
+@dataclass(frozen=True)
+class Trial:
+    stage: str
+    targets: tuple[str, ...]          # outputs to redo (with everything downstream of them)
+    needle: str                       # the job's command line contains this once it runs
+    max_delay: float                  # seconds: the kill comes uniform(0, max_delay) after the trigger
+    marker: str | None = None         # glob that must exist before the delay (shard, checkpoint)
+    clear: tuple[str, ...] = ()       # globs deleted too (cache, memory, checkpoints)
+    rerun: str = "snakemake"          # or "dvc"
+
+
+TRIALS = [
+    # mid-translation: the memory shard of this run exists, the outputs do not yet
+    Trial("translate", ("results/translations/sl.parquet",), "polyrefusal translate", 2.0,
+          marker="results/translation_memory/sl/*/*.jsonl", clear=("results/translation_memory/sl",),
+          rerun="dvc"),
+    Trial("respond", ("results/responses/de.parquet",), "polyrefusal respond", 1.5, rerun="dvc"),
+    Trial("judge", ("results/judged/en.parquet",), "polyrefusal judge", 2.5, rerun="dvc"),
+    Trial("pairs", ("results/pairs/sl.train.jsonl",), "polyrefusal pairs", 1.5, rerun="dvc"),
+    Trial("base_model", ("results/models/base",), "polyrefusal base-model", 25.0, rerun="dvc"),
+    # mid-training: after the first checkpoint (or while it is written)
+    Trial("train", ("results/models/single_de",), "polyrefusal train --config single_de", 3.0,
+          marker="results/.checkpoints/single_de-*/checkpoint-*", clear=("results/.checkpoints/single_de-*",)),
+    # mid-generation: some answers are in the response cache, not all
+    Trial("generate", ("results/answers/base",), "polyrefusal generate --model results/models/base", 1.5,
+          marker="results/response_cache/base/*/*.jsonl", clear=("results/response_cache/base",)),
+    Trial("evaluate", ("results/eval/english_only/de.json",), "polyrefusal evaluate", 2.0),
+    Trial("report", ("results/report/report.md",), "polyrefusal report", 4.0),
+    Trial("dvc_commit", ("logs/dvc_commit.done",), "dvc commit", 3.0),
+    # a run of several jobs, killed wherever the delay lands
+    Trial("several", ("results/answers/english_only", "results/eval/single_de/sl.json",
+                      "results/rainbow/generated.parquet"), "polyrefusal", 20.0,
+          clear=("results/response_cache/english_only",)),
+]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def rerun_snakemake(proj: Path) -> tuple[str, bool]:
+    """`snakemake --cores 2`; when a kill left Snakemake's lock behind, the `--unlock` its message
+    asks for, then the run again. Returns (output, whether an unlock was needed)."""
+    r = cli(["snakemake", "--cores", "2"], proj, timeout=1200)
+    out = r.stdout + r.stderr
+    unlocked = False
+    if r.returncode != 0 and LOCK_MESSAGE in out:
+        assert "--unlock" in out, out[-2000:]
+        u = cli(["snakemake", "--unlock"], proj)
+        assert u.returncode == 0, u.stderr[-2000:]
+        unlocked = True
+        r = cli(["snakemake", "--cores", "2"], proj, timeout=1200)
+        out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-5000:]
+    return out, unlocked
+
+
+def run_trial(reference: Path, work: Path, index: int, trial: Trial) -> dict:
+    rng = random.Random(1000 + index)
+    proj = work / f"trial{index:02d}-{trial.stage}"
+    shutil.copytree(reference, proj, symlinks=True)
+
+    # The state of a run that has got as far as this stage: its outputs and everything
+    # downstream not written yet (what `--forcerun` would redo), its cache cleared.
+    dry = cli(["snakemake", "-n", "--cores", "2", "--forcerun", *trial.targets], proj)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    outputs = planned_outputs(dry.stdout + dry.stderr)
+    assert outputs, dry.stdout[-3000:]
+    for rel in outputs:
+        _remove(proj / rel)
+    for pattern in trial.clear:
+        for p in glob.glob(str(proj / pattern)):
+            _remove(Path(p))
+
+    # The default run, killed at a seeded moment while the stage runs.
+    since = time.time()
+    proc = start_group(["snakemake", "--cores", "2"], proj, proj / "killed-run.log")
+    try:
+        started = wait_until(lambda: any(trial.needle in j for j in polyrefusal_jobs(proc.pid)), 300, proc)
+        if started and trial.marker:
+            started = wait_until(lambda: any(Path(p).stat().st_size or Path(p).is_dir()
+                                             for p in glob.glob(str(proj / trial.marker))), 300, proc)
+        log = (proj / "killed-run.log").read_text(errors="replace")
+        assert started, f"{trial.stage}: the stage never ran before the run ended:\n{log[-3000:]}"
+        delay = rng.uniform(0.0, trial.max_delay)
+        time.sleep(delay)
+        running = polyrefusal_jobs(proc.pid)
+    finally:
+        kill_group(proc)
+    assert proc.returncode is not None
+
+    # Nothing that exists may be a partial file.
+    broken = unreadable([proj / rel for rel in outputs] + [proj / "dvc.lock"])
+    assert not broken, f"{trial.stage}: a kill left unreadable outputs: {broken}"
+
+    rerun_since = time.time()
+    unlocked = False
+    if trial.rerun == "dvc":
+        r = cli(["dvc", "repro"], proj, timeout=1200)
+        assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
+        work_done = dvc_work(r.stdout + r.stderr)
+        redone = (f"dvc repro: ran {len(work_done['ran'])} stage(s) {work_done['ran']}, restored "
+                  f"{len(work_done['restored'])} from the run cache, {len(work_done['unchanged'])} unchanged")
+    else:
+        out, unlocked = rerun_snakemake(proj)
+        jobs = job_stats(out)
+        redone = f"snakemake: {sum(jobs.values())} job(s) rerun {jobs}"
+    hits = cache_hits(proj, rerun_since)
+    problems = results_diff(reference, proj)
+    assert not problems, f"{trial.stage} (seed {1000 + index}): after the rerun: {problems[:20]}"
+    return {"stage": trial.stage, "delay": delay, "running": running, "redone": redone,
+            "unlocked": unlocked, "hits": hits, "seconds": time.time() - since}
+
+
+def test_kill_anywhere_then_rerun_gives_the_same_results(pipeline_run, tmp_path, capsys):
+    survived = []
+    for i, trial in enumerate(TRIALS):
+        res = run_trial(pipeline_run, tmp_path, i, trial)
+        survived.append(res)
+        killed = "; ".join(res["running"]) or "between jobs"
+        lines = [f"[kill trial {i + 1}/{len(TRIALS)}] stage={res['stage']} delay={res['delay']:.2f}s "
+                 f"rerun={trial.rerun} ({res['seconds']:.0f}s)",
+                 f"    killed while running: {killed}",
+                 f"    {res['redone']}" + ("  [stale Snakemake lock: --unlock]" if res["unlocked"] else "")]
+        h = res["hits"]
+        if h.generate or h.translate or h.train:
+            lines.append(f"    caches: generate {h.generate or '-'}; translate {h.translate or '-'}; "
+                         f"train {h.train or '-'}")
+        with capsys.disabled():
+            print("\n" + "\n".join(lines), flush=True)
+        shutil.rmtree(tmp_path / f"trial{i:02d}-{trial.stage}", ignore_errors=True)
+    with capsys.disabled():
+        print(f"\n[kill anywhere] {len(survived)} of {len(TRIALS)} trials survived "
+              f"({sum(t.rerun == 'dvc' for t in TRIALS)} rerun by dvc repro, the others by snakemake)",
+              flush=True)
+    assert len(survived) == len(TRIALS) >= 10
+    assert {t.stage for t in TRIALS} >= {"translate", "respond", "judge", "pairs", "base_model", "train",
+                                         "generate", "evaluate", "report"}
