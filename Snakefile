@@ -15,6 +15,9 @@ configfile: "params.yaml"
 validate(config, "src/polyrefusal/schemas/params.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/rainbow.smk"
@@ -24,9 +27,11 @@ include: "rules/judge.smk"
 include: "rules/pairs.smk"
 include: "rules/split.smk"
 include: "rules/base_model.smk"
+include: "rules/audit.smk"
 include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/evaluate.smk"
+include: "rules/capability.smk"
 include: "rules/report.smk"
 include: "rules/dvc.smk"
 
@@ -34,6 +39,7 @@ include: "rules/dvc.smk"
 rule all:
     input:
         "results/report/report.md",
+        "results/report/report.html",
         "results/scores/asr.csv",
         "results/scores/transfer_matrix.csv",
         "results/rainbow/generated.parquet",

@@ -5,13 +5,16 @@ import json
 LANGS = config["languages"]
 SRC = config["source_language"]
 CONFIGS = config["train_configs"]
-MODELS = ["base"] + CONFIGS
+# Models audited without training (audit mode): generated, evaluated and reported like base.
+AUDIT = list(config.get("audit_models") or {})
+MODELS = ["base"] + AUDIT + CONFIGS
 
 
 wildcard_constraints:
     lang="|".join(LANGS),
     config="|".join(CONFIGS),
     model="|".join(MODELS),
+    audit="|".join(AUDIT) or "(?!x)x",
 
 
 def config_langs(name):

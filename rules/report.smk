@@ -1,13 +1,57 @@
+# The report: every metric with 95% bootstrap CIs as tables (results/scores/), plots
+# (results/report/plots/, in `snakemake --report` with the captions under report/), and
+# results/report/report.{md,html} (the HTML self-contained).
+PLOT_CATEGORIES = {
+    "asr_heatmap": "1. Safety",
+    "over_refusal": "1. Safety",
+    "asr_by_category_style": "1. Safety",
+    "group_disparity": "2. Disparity",
+    "language_disparity": "2. Disparity",
+    "transfer_matrix": "3. Transfer",
+    "language_consistency": "4. Language and capability",
+    "capability": "4. Language and capability",
+    "judge_agreement": "5. Judges and training",
+    "training_curves": "5. Judges and training",
+}
+
+
 rule report:
     input:
         scores=expand("results/eval/{model}/{lang}.json", model=MODELS, lang=LANGS),
+        judged=expand("results/eval/{model}/{lang}.judged.jsonl", model=MODELS, lang=LANGS),
         models=expand("results/models/{config}", config=CONFIGS),
+        capability=expand("results/capability/{model}.json", model=MODELS),
+        pairs=expand("results/pairs/{lang}.stats.json", lang=LANGS),
+        usage=expand("results/translations/{lang}.usage.json", lang=LANGS),
     output:
         report="results/report/report.md",
+        html=report("results/report/report.html", caption="../report/report_html.rst", category="0. Report"),
         asr="results/scores/asr.csv",
         transfer="results/scores/transfer_matrix.csv",
         delta="results/scores/transfer_delta.csv",
         metrics="results/scores/metrics.json",
+        tables=multiext(
+            "results/scores/",
+            "asr_ci.csv",
+            "mean_asr.csv",
+            "group_disparity.csv",
+            "language_disparity.csv",
+            "disparity_summary.csv",
+            "over_refusal.csv",
+            "language_consistency.csv",
+            "transfer_single.csv",
+            "transfer_order.json",
+            "capability.csv",
+            "fluency.csv",
+            "judge_agreement.csv",
+        ),
+        plots=[
+            report(f"results/report/plots/{name}.png", caption=f"../report/{name}.rst", category=cat)
+            for name, cat in PLOT_CATEGORIES.items()
+        ],
+    params:
+        report=config.get("report") or {},
+        audit=AUDIT,
     log:
         "logs/report.log",
     benchmark:
@@ -16,4 +60,5 @@ rule report:
         "../envs/core.yaml"
     shell:
         "polyrefusal report --eval-dir results/eval --models-dir results/models "
-        "--scores-dir results/scores --report-dir results/report 2> {log}"
+        "--scores-dir results/scores --report-dir results/report --capability-dir results/capability "
+        "--pairs-dir results/pairs --translations-dir results/translations 2> {log}"

@@ -15,11 +15,15 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p):
     p.add_argument("--params", default="params.yaml")
+    p.add_argument("--audit", default=None, metavar="NAME",
+                   help="audit mode: write the pointer of params.audit_models[NAME] instead")
     p.add_argument("out", help="output model directory")
 
 
 def run(args):
     params = load_params(args.params)
+    if args.audit:
+        return write_audit_pointer(params, args.audit, Path(args.out))
     cfg = params["base_model"]
     out = Path(args.out)
     # Build into a sibling temp dir and rename: a killed build never looks complete.
@@ -41,3 +45,20 @@ def run(args):
         log.info("base-model: using %s", cfg["source"])
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
+
+
+def write_audit_pointer(params: dict, name: str, out: Path) -> None:
+    """An audit model's directory: a pointer to its path (local or hub id) and backend."""
+    from ..errors import UserError
+
+    spec = (params.get("audit_models") or {}).get(name)
+    if not spec or not spec.get("path"):
+        raise UserError(f"audit model {name!r} needs a `path`", field=f"audit_models.{name}")
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_json(tmp / POINTER, {"path": spec["path"], "revision": spec.get("revision"),
+                               "backend": spec.get("backend")})
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    log.info("base-model: audit model %s -> %s", name, spec["path"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..io import read_records, write_records
 from ..params import load_params
-from ..training.models import resolve_model
+from ..training.models import model_backend, resolve_model
 
 log = logging.getLogger(__name__)
 KEEP = ("id", "source_id", "lang", "category", "style", "target_group", "harmful", "origin")
@@ -49,7 +49,7 @@ def run(args):
     tests = [Path(args.pairs_dir) / f"{lang}.test.jsonl" for lang in params["languages"]]
     per_file = [(t, read_records(t)) for t in tests]
     prompts = [r["prompt"][0]["content"] for _, recs in per_file for r in recs]
-    answers, stats = generate_cached(params["generation"]["backend"], model_spec(params, args.model),
+    answers, stats = generate_cached(model_backend(args.model) or params["generation"]["backend"], model_spec(params, args.model),
                                      prompts, cache_dir)
     out_dir = Path(args.out_dir)
     i = 0

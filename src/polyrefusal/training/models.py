@@ -16,3 +16,12 @@ def resolve_model(path: str | Path) -> str:
     if pointer.exists():
         return json.loads(pointer.read_text(encoding="utf-8"))["path"]
     return str(path)
+
+
+def model_backend(path: str | Path) -> str | None:
+    """The generation backend a pointer names (audit models: ``audit_models.<name>.backend``),
+    or None (use ``generation.backend``)."""
+    pointer = Path(path) / POINTER
+    if pointer.exists():
+        return json.loads(pointer.read_text(encoding="utf-8")).get("backend")
+    return None
