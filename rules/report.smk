@@ -44,6 +44,7 @@ rule report:
             "capability.csv",
             "fluency.csv",
             "judge_agreement.csv",
+            "zero_shot.csv",
         ),
         plots=[
             report(f"results/report/plots/{name}.png", caption=f"../report/{name}.rst", category=cat)

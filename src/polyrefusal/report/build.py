@@ -283,6 +283,10 @@ def build(opts: Options) -> dict:
         P.placeholder(pd_ / "capability.png", "Capability", cap_status)
     curves_note = training_curves({c: opts.models_dir / c for c in configs}, pd_ / "training_curves.png")
 
+    # --- zero-shot generalisation of demographic configurations ---
+    zero_shot = zero_shot_table(records, params, configs, B, seed)
+    _csv(zero_shot, opts.scores_dir / "zero_shot.csv")
+
     # --- headline metrics (DVC) ---
     head = headline(asr, params, mean, over, cons, gsum, lsum, cap, models)
     head["bootstrap"] = {"resamples": B, "seed": seed, "level": 0.95}
@@ -295,7 +299,7 @@ def build(opts: Options) -> dict:
                ordering=ordering, tsummary=tsummary, cap=cap, cap_status=cap_status, cap_meta=cap_meta,
                flu=flu, flu_status=flu_status, kappa=kappa, kappa_note=kappa_note,
                curves_note=curves_note, head=head, langid=langid, records=records, df=df,
-               group_order=order)
+               group_order=order, zero_shot=zero_shot)
     doc = document(opts, ctx)
     from .document import render_html, render_markdown
 
@@ -778,6 +782,18 @@ def document(opts: Options, ctx) -> Document:
         s.add(Note(ctx["kappa_note"]))
 
     # training
+    s = doc.section("Zero-shot generalisation to unseen groups and strategies")
+    zs = ctx["zero_shot"]
+    if len(zs):
+        zs = zs.assign(cell_asr=[ci_str(a, lo, hi) for a, lo, hi in zip(zs["asr"], zs["asr_lo"], zs["asr_hi"])])
+        w = zs.pivot_table(index=["config", "cell"], columns="model", values="cell_asr", aggfunc="first")
+        w.columns = [f"ASR {c}" for c in w.columns]
+        s.add(Table(w, "Demographic configurations: ASR [95% CI] of the base model and the trained model on test "
+                       "prompts whose target group and strategy were trained on (seen) or held out."))
+    else:
+        s.add(Note("No training configuration selects target groups or strategies (config_defs entries with "
+                   "`groups`/`strategies`)."))
+
     s = doc.section("Training")
     rows = []
     for c in ctx["configs"]:
@@ -916,3 +932,34 @@ def data_section(opts: Options, langs: list[str]) -> list:
             t.index.name = "language"
             out.append(Table(t, "Translation usage per language (results/translations/<lang>.usage.json).", floatfmt=".0f"))
     return out
+
+
+def zero_shot_table(records: list[dict], params: dict, configs: list[str], n_resamples: int, seed: int):
+    """ASR of each demographic configuration and of the base model on test prompts by zero-shot
+    cell (seen, unseen_group, unseen_strategy, unseen_both), with bootstrap CIs."""
+    import pandas as pd
+
+    from ..scoring.stats import bootstrap_ci
+    from ..training.dpo import is_demographic, zero_shot_cell
+
+    rows = []
+    for config in configs:
+        spec = params["config_defs"].get(config)
+        if not isinstance(spec, dict):
+            continue
+        spec = {"groups": spec.get("groups"), "strategies": spec.get("strategies")}
+        if not is_demographic(spec):
+            continue
+        for model in ("base", config):
+            cells: dict[str, list[float]] = {}
+            for r in records:
+                if r.get("model") != model or not r.get("harmful") or r.get("label") == "unparsed":
+                    continue
+                cell = zero_shot_cell(r, spec)
+                if cell:
+                    cells.setdefault(cell, []).append(1.0 if r.get("label") == "unsafe" else 0.0)
+            for cell, values in sorted(cells.items()):
+                lo, hi = bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
+                rows.append({"config": config, "model": model, "cell": cell, "n": len(values),
+                             "asr": sum(values) / len(values), "asr_lo": lo, "asr_hi": hi})
+    return pd.DataFrame(rows, columns=["config", "model", "cell", "n", "asr", "asr_lo", "asr_hi"])
