@@ -16,9 +16,9 @@ For each preset, in a temporary copy of the project (the checkout is never touch
 Each figure is the wall time, with the CPU time (user + sys of the command and its children) in
 brackets: on a shared machine the CPU time is the steadier of the two.
 
-`paper-2k` is the paper preset widened through the real rules to about 2,000 jobs (more training
-configurations: language pairs and triples), the size of the published grid once the audit models
-are added; `bare` is a Snakefile with the same job count and no project code (no config, no schema,
+`paper-2k` is the paper preset with the proposed audit models (Llama 3.1 8B/70B, Qwen 2.5 7B/72B,
+Mistral 7B/Small, Gemma 2 9B/27B), widened through the real rules to about 2,000 jobs with more
+training configurations (language pairs and triples): the size of the published grid; `bare` is a Snakefile with the same job count and no project code (no config, no schema,
 no Python in the rules): Snakemake's own floor. Times are the median of --repeat runs (wall clock).
 """
 
@@ -95,30 +95,57 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def widen_to(proj: Path, target_jobs: int) -> int:
-    """Add training configurations (language pairs, then triples) until the DAG has about
-    target_jobs jobs. Returns the number of configurations."""
+#: The audit models proposed for the paper preset (params `audit_models`).
+PAPER_AUDIT_MODELS = {
+    "llama31_8b": "meta-llama/Llama-3.1-8B-Instruct",
+    "llama31_70b": "meta-llama/Llama-3.1-70B-Instruct",
+    "qwen25_7b": "Qwen/Qwen2.5-7B-Instruct",
+    "qwen25_72b": "Qwen/Qwen2.5-72B-Instruct",
+    "mistral_7b": "mistralai/Mistral-7B-Instruct-v0.3",
+    "mistral_small_24b": "mistralai/Mistral-Small-24B-Instruct-2501",
+    "gemma2_9b": "google/gemma-2-9b-it",
+    "gemma2_27b": "google/gemma-2-27b-it",
+}
+
+
+def _edit_params(proj: Path, edit) -> None:
     from ruamel.yaml import YAML
 
     yaml = YAML()
     path = proj / "params.yaml"
     doc = yaml.load(path.read_text())
-    langs = list(doc["languages"])
-    configs = list(doc["train_configs"])
-    # jobs = 8 + 5 L + C (L + 2): corpus, split, base_model, report, dvc_commit, all, 1 generate of
-    # the base model; translate, respond, judge, pairs per language; train + generate per
-    # configuration; evaluate per (model, language).
-    n_configs = max(len(configs), round((target_jobs - 8 - 5 * len(langs)) / (len(langs) + 2)))
-    extra = (list(c) for k in (2, 3) for c in itertools.combinations(langs, k))
-    while len(configs) < n_configs:
-        subset = next(extra)
-        name = "mix_" + "_".join(subset)
-        doc["config_defs"][name] = subset
-        configs.append(name)
-    doc["train_configs"] = configs
+    edit(doc)
     with open(path, "w") as fh:
         yaml.dump(doc, fh)
-    return len(configs)
+
+
+def widen_to(proj: Path, target_jobs: int) -> int:
+    """The paper preset plus the proposed audit models, then more training configurations
+    (language pairs, then triples) until the DAG has about target_jobs jobs, through the real
+    rules. Returns the number of training configurations."""
+    def add_audit(doc):
+        doc["audit_models"] = {name: {"path": path, "backend": "vllm"} for name, path in PAPER_AUDIT_MODELS.items()}
+
+    _edit_params(proj, add_audit)
+    jobs = job_count(proj)
+    result = {}
+
+    def add_configs(doc):
+        langs = list(doc["languages"])
+        configs = list(doc["train_configs"])
+        per_config = len(langs) + 3  # train, generate, capability, evaluate per language
+        n = max(0, -(-(target_jobs - jobs) // per_config))
+        subsets = (list(c) for k in (2, 3) for c in itertools.combinations(langs, k))
+        for _ in range(n):
+            subset = next(subsets)
+            name = "mix_" + "_".join(subset)
+            doc["config_defs"][name] = subset
+            configs.append(name)
+        doc["train_configs"] = configs
+        result["configs"] = len(configs)
+
+    _edit_params(proj, add_configs)
+    return result["configs"]
 
 
 def job_count(proj: Path) -> int:

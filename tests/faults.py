@@ -245,29 +245,32 @@ class CacheHits:
     train: list[str] = field(default_factory=list)      # "config: resumed from checkpoint-N"
 
 
-def cache_hits(proj: Path, since: float) -> CacheHits:
-    """What the logs written since ``since`` say about cache use."""
-    hits = CacheHits()
+def cache_hits(proj: Path, since: float, output: str = "") -> CacheHits:
+    """What the logs written since ``since`` (Snakemake jobs) and ``output`` (a `dvc repro`,
+    whose commands log to its output) say about cache and checkpoint use."""
+    texts: list[tuple[str, str]] = []
     for log in sorted((proj / "logs").rglob("*.log")):
         try:
-            if log.stat().st_mtime < since:
-                continue
-            text = log.read_text(encoding="utf-8", errors="replace")
+            if log.stat().st_mtime >= since:
+                texts.append((log.stem, log.read_text(encoding="utf-8", errors="replace")))
         except OSError:
             continue
-        rel = log.relative_to(proj / "logs").with_suffix("").as_posix()
-        m = re.search(r"generate: (\d+) of (\d+) answers cached", text)
+    texts += [(m.group(1), m.group(0)) for m in re.finditer(
+        r"generate (\S+): \d+ answers \(\{'hits': \d+, 'misses': \d+", output)]
+    texts += [(m.group(1), m.group(0)) for m in re.finditer(r"translate en->(\w+) \[\w+\]: \d+ hits.*", output)]
+    texts += [(m.group(1), m.group(0)) for m in re.finditer(r"train (\S+): resuming from \S+", output)]
+    hits = CacheHits()
+    for name, text in texts:
+        m = re.search(r"generate \S+: \d+ answers \(\{'hits': (\d+), 'misses': (\d+)", text)
         if m:
-            hits.generate.append(f"{rel.split('/')[-1]}: {m.group(1)} of {m.group(2)} cached")
-        elif re.search(r"generate \S+: \d+ answers \(\{'hits': (\d+), 'misses': 0", text):
-            n = re.search(r"'hits': (\d+)", text).group(1)
-            hits.generate.append(f"{rel.split('/')[-1]}: {n} of {n} cached")
+            n, miss = int(m.group(1)), int(m.group(2))
+            hits.generate.append(f"{name}: {n} of {n + miss} cached")
         m = re.search(r"\]: (\d+) hits, (\d+) misses", text)
         if m:
-            hits.translate.append(f"{rel.split('/')[-1]}: {m.group(1)} hits, {m.group(2)} misses")
-        m = re.search(r"resuming from \S*(checkpoint-\d+)", text)
+            hits.translate.append(f"{name}: {m.group(1)} memory hits, {m.group(2)} misses")
+        m = re.search(r"resuming from \S*?(checkpoint-\d+)", text)
         if m:
-            hits.train.append(f"{rel.split('/')[-1]}: resumed from {m.group(1)}")
+            hits.train.append(f"{name}: resumed from {m.group(1)}")
     return hits
 
 
@@ -282,21 +285,60 @@ VOLATILE = (
 )
 
 
+#: A hidden file or directory under results/: the temporary of an atomic write (io.atomic_path's
+#: ``.<name>.<random>.tmp``, a model's ``.<name>.tmp``, capability's ``.capability-<model>.*``)
+#: that a writer killed mid-write leaves behind. Never an output, never read; reported apart
+#: (``stray_temporaries``) rather than as a difference.
+TEMPORARY = re.compile(r"(?:^|/)\.(?!snakemake_timestamp$)[^/]+")
+
+
 def is_volatile(rel: str) -> bool:
-    return (rel.startswith(VOLATILE) or rel.endswith(".usage.json")
+    return (rel.startswith(VOLATILE) or rel.endswith(".usage.json") or bool(TEMPORARY.search(rel))
             or rel.rsplit("/", 1)[-1] == ".snakemake_timestamp")
 
 
+def stray_temporaries(proj: Path) -> list[str]:
+    """Temporary files of interrupted atomic writes left under results/ (outside the caches)."""
+    out = []
+    for p in (proj / "results").rglob("*"):
+        rel = p.relative_to(proj).as_posix()
+        if TEMPORARY.search(rel) and not rel.startswith(VOLATILE):
+            out.append(rel)
+    return sorted(out)
+
+
+#: The report's table of translation usage shows what the runs so far paid (memory hits,
+#: characters sent): run history, which a rerun after a kill changes. Compared without it here;
+#: test_kill_anywhere.py::test_report_does_not_depend_on_translation_memory_history pins it.
+USAGE_TABLE_MD = re.compile(rb"\*Translation usage per language[^\n]*\n\n(?:\|[^\n]*\n)+")
+USAGE_TABLE_HTML = re.compile(rb"<caption>Translation usage per language.*?</table>", re.S)
+
+#: Run provenance a trained model's metrics record beside its results: whether training resumed
+#: from a checkpoint, and how many reference log-probs came from the shared store. They differ
+#: between an interrupted and an uninterrupted run by design, so the metrics are compared
+#: without them ("same metrics").
+PROVENANCE = ("resumed_from_step", "ref_logps_cache")
+
+
+def _without_provenance(obj):
+    if isinstance(obj, dict):
+        return {k: _without_provenance(v) for k, v in obj.items() if k not in PROVENANCE}
+    return obj
+
+
 def normalised(rel: str, data: bytes) -> bytes:
-    """A trained model's metrics record whether training resumed from a checkpoint (provenance,
-    not a result): compared without it ("same metrics")."""
+    """``data`` of output ``rel`` for comparison: a model's metrics without ``PROVENANCE``."""
     if re.fullmatch(r"results/models/[^/]+/(metrics|model_card)\.json", rel):
-        obj = json.loads(data)
-        for d in (obj, obj.get("metrics") or {}):
-            d.pop("resumed_from_step", None)
-        return json.dumps(obj, sort_keys=True).encode()
-    if re.fullmatch(r"results/models/[^/]+/README\.md", rel):
-        return re.sub(rb'\s*"resumed_from_step": [^\n]*\n', b"\n", data)
+        return json.dumps(_without_provenance(json.loads(data)), sort_keys=True).encode()
+    if re.fullmatch(r"results/models/[^/]+/README\.md", rel):  # the card shows the metrics as JSON
+        def block(m):
+            return b"```json\n" + json.dumps(_without_provenance(json.loads(m.group(1))),
+                                               sort_keys=True).encode() + b"\n```"
+        return re.sub(rb"```json\n(.*?)\n```", block, data, flags=re.S)
+    if rel == "results/report/report.md":
+        return USAGE_TABLE_MD.sub(b"", data)
+    if rel == "results/report/report.html":
+        return USAGE_TABLE_HTML.sub(b"", data)
     return data
 
 

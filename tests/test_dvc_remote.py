@@ -50,7 +50,8 @@ def pushed(tmp_path_factory):
     origin = copy_project(base / "origin", preset=None)
     remote = base / "remote"
     run_cli(["snakemake", "--cores", "1", *TARGETS], cwd=origin)
-    run_cli(["dvc", "commit", "--force", "--quiet", *STAGES], cwd=origin)
+    # `dvc commit --force`, through `sync --commit` (what rule dvc_commit can run: params parsed once)
+    sync(origin, "--commit", *STAGES)
     run_cli(["dvc", "remote", "add", "--local", "--default", "shared", str(remote)], cwd=origin)
     run_cli(["dvc", "push", *STAGES], cwd=origin)
     assert any(remote.rglob("*")), "nothing pushed"

@@ -18,6 +18,8 @@ delay and SIGKILLs the whole group. Then:
 from __future__ import annotations
 
 import glob
+import json
+import os
 import random
 import shutil
 import time
@@ -27,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from .faults import (cache_hits, cli, dvc_work, job_stats, kill_group, planned_outputs, polyrefusal_jobs,
-                     results_diff, start_group, unreadable, wait_until)
+                     results_diff, start_group, stray_temporaries, unreadable, wait_until)
 
 pytestmark = pytest.mark.slow
 
@@ -44,15 +46,24 @@ class Trial:
     clear: tuple[str, ...] = ()       # globs deleted too (cache, memory, checkpoints)
     rerun: str = "snakemake"          # or "dvc"
 
+    @property
+    def forced(self) -> bool:
+        """DVC trials kill a `snakemake --forcerun STAGE` (the stage redone, its consumers left
+        as they are; DVC, which compares content, then redoes only what the kill lost). The
+        Snakemake trials kill the default run of a project where the stage and everything
+        downstream of it are still to be made (a plain `snakemake` cannot finish a forced rerun
+        killed mid-job: see test_a_forced_rerun_killed_mid_job_is_finished_by_a_plain_rerun)."""
+        return self.rerun == "dvc"
+
 
 TRIALS = [
     # mid-translation: the memory shard of this run exists, the outputs do not yet
-    Trial("translate", ("results/translations/sl.parquet",), "polyrefusal translate", 2.0,
+    Trial("translate", ("results/translations/sl.parquet",), "polyrefusal translate", 0.8,
           marker="results/translation_memory/sl/*/*.jsonl", clear=("results/translation_memory/sl",),
           rerun="dvc"),
-    Trial("respond", ("results/responses/de.parquet",), "polyrefusal respond", 1.5, rerun="dvc"),
-    Trial("judge", ("results/judged/en.parquet",), "polyrefusal judge", 2.5, rerun="dvc"),
-    Trial("pairs", ("results/pairs/sl.train.jsonl",), "polyrefusal pairs", 1.5, rerun="dvc"),
+    Trial("respond", ("results/responses/de.parquet",), "polyrefusal respond", 0.6, rerun="dvc"),
+    Trial("judge", ("results/judged/en.parquet",), "polyrefusal judge", 1.5, rerun="dvc"),
+    Trial("pairs", ("results/pairs/sl.train.jsonl",), "polyrefusal pairs", 0.6, rerun="dvc"),
     Trial("base_model", ("results/models/base",), "polyrefusal base-model", 25.0, rerun="dvc"),
     # mid-training: after the first checkpoint (or while it is written)
     Trial("train", ("results/models/single_de",), "polyrefusal train --config single_de", 3.0,
@@ -77,6 +88,17 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _marked(proj: Path, pattern: str) -> bool:
+    """A directory, or a non-empty file, matches ``pattern`` (they come and go while we look)."""
+    for p in glob.glob(str(proj / pattern)):
+        try:
+            if os.path.isdir(p) or os.path.getsize(p) > 0:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def rerun_snakemake(proj: Path) -> tuple[str, bool]:
     """`snakemake --cores 2`; when a kill left Snakemake's lock behind, the `--unlock` its message
     asks for, then the run again. Returns (output, whether an unlock was needed)."""
@@ -99,26 +121,26 @@ def run_trial(reference: Path, work: Path, index: int, trial: Trial) -> dict:
     proj = work / f"trial{index:02d}-{trial.stage}"
     shutil.copytree(reference, proj, symlinks=True)
 
-    # The state of a run that has got as far as this stage: its outputs and everything
-    # downstream not written yet (what `--forcerun` would redo), its cache cleared.
+    # What the run will redo: the stage and everything downstream of it.
     dry = cli(["snakemake", "-n", "--cores", "2", "--forcerun", *trial.targets], proj)
     assert dry.returncode == 0, dry.stderr[-3000:]
     outputs = planned_outputs(dry.stdout + dry.stderr)
     assert outputs, dry.stdout[-3000:]
-    for rel in outputs:
-        _remove(proj / rel)
-    for pattern in trial.clear:
+    if not trial.forced:  # the state of a run that has got as far as this stage
+        for rel in outputs:
+            _remove(proj / rel)
+    for pattern in trial.clear:  # so that the stage really works
         for p in glob.glob(str(proj / pattern)):
             _remove(Path(p))
 
-    # The default run, killed at a seeded moment while the stage runs.
+    # The run, killed at a seeded moment while the stage runs.
     since = time.time()
-    proc = start_group(["snakemake", "--cores", "2"], proj, proj / "killed-run.log")
+    argv = ["snakemake", "--cores", "2"] + (["--forcerun", *trial.targets] if trial.forced else [])
+    proc = start_group(argv, proj, proj / "killed-run.log")
     try:
         started = wait_until(lambda: any(trial.needle in j for j in polyrefusal_jobs(proc.pid)), 300, proc)
         if started and trial.marker:
-            started = wait_until(lambda: any(Path(p).stat().st_size or Path(p).is_dir()
-                                             for p in glob.glob(str(proj / trial.marker))), 300, proc)
+            started = wait_until(lambda: _marked(proj, trial.marker), 300, proc)
         log = (proj / "killed-run.log").read_text(errors="replace")
         assert started, f"{trial.stage}: the stage never ran before the run ended:\n{log[-3000:]}"
         delay = rng.uniform(0.0, trial.max_delay)
@@ -136,19 +158,21 @@ def run_trial(reference: Path, work: Path, index: int, trial: Trial) -> dict:
     unlocked = False
     if trial.rerun == "dvc":
         r = cli(["dvc", "repro"], proj, timeout=1200)
-        assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
-        work_done = dvc_work(r.stdout + r.stderr)
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, out[-5000:]
+        work_done = dvc_work(out)
         redone = (f"dvc repro: ran {len(work_done['ran'])} stage(s) {work_done['ran']}, restored "
                   f"{len(work_done['restored'])} from the run cache, {len(work_done['unchanged'])} unchanged")
     else:
         out, unlocked = rerun_snakemake(proj)
         jobs = job_stats(out)
         redone = f"snakemake: {sum(jobs.values())} job(s) rerun {jobs}"
-    hits = cache_hits(proj, rerun_since)
+    hits = cache_hits(proj, rerun_since, out)
     problems = results_diff(reference, proj)
     assert not problems, f"{trial.stage} (seed {1000 + index}): after the rerun: {problems[:20]}"
     return {"stage": trial.stage, "delay": delay, "running": running, "redone": redone,
-            "unlocked": unlocked, "hits": hits, "seconds": time.time() - since}
+            "unlocked": unlocked, "hits": hits, "seconds": time.time() - since,
+            "strays": stray_temporaries(proj)}
 
 
 def test_kill_anywhere_then_rerun_gives_the_same_results(pipeline_run, tmp_path, capsys):
@@ -161,6 +185,8 @@ def test_kill_anywhere_then_rerun_gives_the_same_results(pipeline_run, tmp_path,
                  f"rerun={trial.rerun} ({res['seconds']:.0f}s)",
                  f"    killed while running: {killed}",
                  f"    {res['redone']}" + ("  [stale Snakemake lock: --unlock]" if res["unlocked"] else "")]
+        if res["strays"]:
+            lines.append(f"    temporary files of interrupted writes left behind: {res['strays']}")
         h = res["hits"]
         if h.generate or h.translate or h.train:
             lines.append(f"    caches: generate {h.generate or '-'}; translate {h.translate or '-'}; "
@@ -175,3 +201,59 @@ def test_kill_anywhere_then_rerun_gives_the_same_results(pipeline_run, tmp_path,
     assert len(survived) == len(TRIALS) >= 10
     assert {t.stage for t in TRIALS} >= {"translate", "respond", "judge", "pairs", "base_model", "train",
                                          "generate", "evaluate", "report"}
+
+
+@pytest.mark.xfail(strict=True, reason="needs patch: `rule all` must request every declared output (Snakefile): "
+                                       "Snakemake does not redo a missing intermediate file whose consumers are "
+                                       "up to date, so a job killed during a forced rerun stays undone")
+def test_a_forced_rerun_killed_mid_job_is_finished_by_a_plain_rerun(pipeline_run, tmp_path):
+    """`snakemake --forcerun X` deletes X's outputs before its job starts; killed in that job,
+    the plain `snakemake` that follows must make X again (here it reports nothing to do)."""
+    proj = tmp_path / "proj"
+    shutil.copytree(pipeline_run, proj, symlinks=True)
+    target = "results/eval/base/en.json"
+    proc = start_group(["snakemake", "--cores", "2", "--forcerun", target], proj, tmp_path / "killed.log")
+    try:
+        running = wait_until(lambda: any("polyrefusal evaluate" in j and "--lang en --model base" in j
+                                         for j in polyrefusal_jobs(proc.pid)), 300, proc)
+        assert running, (tmp_path / "killed.log").read_text()[-3000:]
+    finally:
+        kill_group(proc)
+    assert not (proj / target).exists()
+    out, _ = rerun_snakemake(proj)
+    assert results_diff(pipeline_run, proj) == [], out[-2000:]
+
+
+@pytest.mark.xfail(strict=True, reason="needs patch: the report's translation-usage table shows run history "
+                                       "(memory hits, characters sent) (report/build.py)")
+def test_report_does_not_depend_on_translation_memory_history(pipeline_run, tmp_path):
+    """Translating Slovenian again (every text now a memory hit) changes no translation; the
+    report made afterwards must equal the first one. It shows hits and characters sent, so it
+    differs: a rerun after a kill mid-translation reports what the runs paid, not what they found."""
+    proj = tmp_path / "proj"
+    shutil.copytree(pipeline_run, proj, symlinks=True)
+    r = cli(["polyrefusal", "translate", "--backend", "memory", "--params", "params.yaml", "--source", "en",
+             "--target", "sl", "--fields", "text,chosen,rejected", "--memory", "results/translation_memory/sl",
+             "--usage", "results/translations/sl.usage.json", "--review", "results/translations/sl.review.jsonl",
+             "results/corpus/source.parquet", "results/translations/sl.parquet"], proj)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (proj / "results/translations/sl.parquet").read_bytes() == \
+        (pipeline_run / "results/translations/sl.parquet").read_bytes()
+    out, _ = rerun_snakemake(proj)
+    assert "report" in job_stats(out)
+    for name in ("report.md", "report.html"):
+        assert (proj / "results/report" / name).read_bytes() == (pipeline_run / "results/report" / name).read_bytes(), name
+
+
+@pytest.mark.xfail(strict=True, reason="needs patch: dpo.py saves the tokenizer with local_files_only "
+                                       "(set by HF_HUB_OFFLINE) (training/dpo.py)")
+def test_trained_model_files_do_not_depend_on_the_environment(pipeline_run):
+    """A model trained offline (HF_HUB_OFFLINE=1, as the tests and air-gapped machines run) must
+    have the same files as one trained online: its tokenizer config may not record how the
+    tokenizer was loaded. Otherwise the outputs, their DVC hashes and the response-cache identity
+    (which hashes tokenizer files) differ between the two."""
+    from polyrefusal.params import load_params
+
+    for name in load_params(pipeline_run / "params.yaml")["train_configs"]:
+        config = json.loads((pipeline_run / "results/models" / name / "tokenizer_config.json").read_text())
+        assert "local_files_only" not in config, name

@@ -29,8 +29,8 @@ from .conftest import ROOT, copy_project, env, run_cli
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 # The slice: the light stages of the default DAG (no model is trained): corpus, split, and one
-# language's translate and respond. The profile puts them in the `data` group, so the slice runs
-# as one group job (one allocation, four rules).
+# language's translate and respond. The profile's groups make them two Slurm jobs: `data`
+# (corpus, translate, respond) and then `pairs` (split).
 TARGETS = ["results/corpus/source.parquet", "results/split/assignment.json", "results/responses/de.parquet"]
 
 

@@ -19,10 +19,13 @@ clone) would rerun much of the DAG. `polyrefusal sync`:
 
     polyrefusal sync --pull             # = dvc pull (what dvc.lock records) + the above
     dvc pull && polyrefusal sync        # the same in two steps; then `snakemake -n`: nothing to do
+    polyrefusal sync --commit           # `dvc commit --force`, faster (what rule dvc_commit runs)
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import subprocess
 import sys
@@ -40,6 +43,10 @@ MAX_LISTED = 15
 def add_arguments(p):
     p.add_argument("--pull", action="store_true",
                    help="first `dvc pull` the outputs of the stages dvc.lock records (from the default remote)")
+    p.add_argument("--commit", action="store_true",
+                   help="only record the workspace in dvc.lock (`dvc commit --force` of every stage, with "
+                        "params.yaml parsed once instead of once per stage): what rule dvc_commit runs")
+    p.add_argument("stages", nargs="*", help="with --commit: only these stages (default: all)")
     p.add_argument("--check", action="store_true",
                    help="only verify the outputs against dvc.lock; touch nothing")
     p.add_argument("--snakefile", default=None, help="Snakefile (default: Snakemake's own lookup)")
@@ -86,6 +93,56 @@ def pull(root: Path) -> None:
     log.info("sync: dvc pull: %s", result)
 
 
+@contextlib.contextmanager
+def memoized_param_reads():
+    """DVC 3 parses params.yaml again for every stage that declares params (about 2,000 times for
+    the paper grid: most of `dvc status`'s time). While verifying, parse each params file once
+    per content (keyed on path, size and mtime) and hand every stage its own copy."""
+    try:
+        from dvc.dependency import param as dvc_param
+    except ImportError:  # pragma: no cover - another DVC layout: no memoizing, same result
+        yield
+        return
+    original = getattr(dvc_param, "load_path", None)
+    if original is None:  # pragma: no cover
+        yield
+        return
+    cache: dict = {}
+
+    def load_path(path, fs, **kwargs):
+        try:
+            info = fs.info(path)
+            key = (str(path), info.get("size"), info.get("mtime"), tuple(sorted(kwargs.items())))
+        except Exception:  # noqa: BLE001 - unusual fs: no memoizing
+            return original(path, fs, **kwargs)
+        if key not in cache:
+            cache[key] = original(path, fs, **kwargs)
+        return copy.deepcopy(cache[key])
+
+    dvc_param.load_path = load_path
+    try:
+        yield
+    finally:
+        dvc_param.load_path = original
+
+
+def _repo_lock(repo):
+    try:
+        from dvc.repo import lock_repo
+    except ImportError:  # pragma: no cover - another DVC layout
+        return contextlib.nullcontext()
+    return lock_repo(repo)
+
+
+def _stage_status(repo, stages: list) -> dict:
+    """`dvc status` (local, all stages) for stages already collected."""
+    try:
+        from dvc.repo.status import _joint_status
+    except ImportError:  # pragma: no cover - another DVC layout: the public call
+        return repo.status()
+    return _joint_status([(stage, None) for stage in stages])
+
+
 def verify(root: Path) -> dict:
     """DVC's view of the locked stages. Returns {locked, complete, targets, file_outs};
     raises UserError if any locked stage differs from dvc.lock."""
@@ -93,13 +150,20 @@ def verify(root: Path) -> dict:
 
     lock_path = root / "dvc.lock"
     locked = locked_stages(root)
-    with Repo(str(root)) as repo:
+    with Repo(str(root)) as repo, _repo_lock(repo):
+        # What `dvc status` computes, for every stage, under one repo lock: the index (dvc.yaml
+        # and dvc.lock parsed) is built once, not once for the status and again for the outputs,
+        # and not once per target as `status(targets=...)` would (quadratic: minutes for the
+        # paper grid).
         stages = {s.addressing: s for s in repo.index.stages}
+        with memoized_param_reads():
+            full = _stage_status(repo, list(stages.values()))
         unknown = [name for name in locked if name not in stages]
         if unknown:
             raise UserError(f"dvc.lock names stages that dvc.yaml does not define: {', '.join(unknown[:MAX_LISTED])}",
                             file=str(lock_path))
-        status = repo.status(targets=locked)
+        wanted = set(locked)
+        status = {name: changes for name, changes in full.items() if name in wanted}
         if status:
             problems = _describe(status)
             hint = ""
@@ -168,8 +232,27 @@ def _save_dvc_state(root: Path, file_outs: list) -> int:
     return len(file_outs)
 
 
+def commit(root: Path, stages: list[str] | None = None) -> None:
+    """`dvc commit --force [STAGE...]`, params parsed once: at paper scale (2,000 stages) about a
+    third of the CLI's time."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo, memoized_param_reads():
+        try:
+            for target in stages or [None]:
+                repo.commit(target, force=True)
+        except DvcException as exc:
+            raise UserError(f"dvc commit failed: {exc}") from exc
+
+
 def run(args):
     root = Path(args.directory).resolve()
+    if args.commit:
+        commit(root, args.stages)
+        return 0
+    if args.stages:
+        raise UserError("stage names are for --commit only")
     if args.pull:
         pull(root)
     info = verify(root)
