@@ -13,17 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>"]
-
-# Same shape as the embedded model's template: the assistant turn is closed with EOS.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}<|system|>\n{{ message['content'] }}\n"
-    "{% elif message['role'] == 'user' %}<|user|>\n{{ message['content'] }}\n"
-    "{% else %}<|assistant|>\n{{ message['content'] }}</s>\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
+from ..chat_format import CHAT_TEMPLATE, SPECIAL_TOKENS  # noqa: F401  (re-exported)
 
 # A little multilingual text so BPE learns some merges (the vocabulary is what matters, not
 # the model's knowledge).

@@ -13,21 +13,9 @@ import random
 from pathlib import Path
 
 from .. import seed as seed_data
+from ..chat_format import CHAT_TEMPLATE, SPECIAL_TOKENS
 
 log = logging.getLogger(__name__)
-
-SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>"]
-
-# Renders a prompt alone exactly as the prefix of prompt+answer (TRL finds the completion by
-# common prefix), and closes every assistant turn with EOS so generation stops.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}<|system|>\n{{ message['content'] }}\n"
-    "{% elif message['role'] == 'user' %}<|user|>\n{{ message['content'] }}\n"
-    "{% else %}<|assistant|>\n{{ message['content'] }}</s>\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
 
 
 def seed_examples(languages: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
