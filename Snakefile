@@ -38,6 +38,8 @@ include: "rules/dvc.smk"
 
 rule all:
     input:
+        # every declared output, intermediate ones included: see every_output() (rules/common.smk)
+        every_output(),
         "results/report/report.md",
         "results/report/report.html",
         "results/scores/asr.csv",

@@ -32,3 +32,21 @@ def rainbow_models(wildcards):
         return []
     paths = {(rainbow.get(role) or {}).get("path", "results/models/base") for role in ("mutator", "target")}
     return sorted(p for p in paths if p.startswith("results/"))
+
+
+def every_output():
+    """Every output the DAG declares (each rule's output patterns over the lists they expand
+    over), all requested by the target `all`, because Snakemake does not redo a missing
+    intermediate file while the files made from it are up to date. Without them a job killed
+    during a forced rerun (`--forcerun`, `-R`) leaves its outputs missing after a plain run."""
+    import re
+
+    values = {"lang": LANGS, "config": CONFIGS, "model": MODELS, "audit": AUDIT}
+    paths = []
+    for r in workflow.rules:
+        if r.name in ("all", "dvc_commit"):
+            continue
+        for pattern in r.output:
+            plain = re.sub(r"{(\w+),[^}]*}", r"{\1}", str(pattern))  # without the constraints
+            paths += expand(plain, **{n: values[n] for n in set(re.findall(r"{(\w+)}", plain))})
+    return paths

@@ -302,7 +302,7 @@ def stray_temporaries(proj: Path) -> list[str]:
     out = []
     for p in (proj / "results").rglob("*"):
         rel = p.relative_to(proj).as_posix()
-        if TEMPORARY.search(rel) and not rel.startswith(VOLATILE):
+        if TEMPORARY.search(rel) and not (rel + "/").startswith(VOLATILE):
             out.append(rel)
     return sorted(out)
 

@@ -154,15 +154,12 @@ ROWS = [
         ("data/split.json:1", "invalid JSON"), files={"data/split.json": b'{"groups": {"S1|role', "data/in.jsonl": jsonl(rec())}),
     Row("evaluate-answer-not-text", EVALUATE, ("data/answers/en.jsonl:2", "field 'response'"),
         files={"data/answers/en.jsonl": jsonl({**rec(), "prompt": "Q?", "response": "No."},
-                                              {**rec(id="p2.en"), "prompt": "Q?", "response": 5})},
-        xfail="evaluate: validate answer records (stages/evaluate.py)"),
+                                              {**rec(id="p2.en"), "prompt": "Q?", "response": 5})}),
     Row("evaluate-harmful-missing", EVALUATE, ("data/answers/en.jsonl:1", "field 'harmful'"),
-        files={"data/answers/en.jsonl": jsonl({**rec(harmful="DROP"), "prompt": "Q?", "response": "No."})},
-        xfail="evaluate: validate answer records (stages/evaluate.py)"),
+        files={"data/answers/en.jsonl": jsonl({**rec(harmful="DROP"), "prompt": "Q?", "response": "No."})}),
     Row("split-corpus-field-missing", ["split", "--test-fraction", "0.3", "--seed", "1", "data/in.jsonl",
                                        "results/split/assignment.json"],
-        ("data/in.jsonl:2", "field 'harmful'"), files={"data/in.jsonl": jsonl(rec(), rec(id="p2.en", harmful="DROP"))},
-        xfail="split: validate corpus records (stages/split.py)"),
+        ("data/in.jsonl:2", "field 'harmful'"), files={"data/in.jsonl": jsonl(rec(), rec(id="p2.en", harmful="DROP"))}),
 
     # --- params ---
     Row("params-invalid-yaml", CORPUS, ("params.yaml:3", "invalid YAML"),
@@ -177,8 +174,7 @@ ROWS = [
         params={"generation.backend": "nosuch"},
         files={"data/model/polyrefusal_model.json": b'{"path": "fake-model"}',
                **{f"data/pairs/{lang}.test.jsonl": jsonl({**rec(lang=lang), "prompt": [{"role": "user", "content": "Q?"}]})
-                  for lang in ("en", "de", "sl")}},
-        xfail="generate: check generation.backend against params.yaml (stages/generate.py)"),
+                  for lang in ("en", "de", "sl")}}),
     Row("params-negative-beta", TRAIN, ("params.yaml:", "field 'dpo.beta'"), params={"dpo.beta": -0.1}),
     Row("params-test-fraction-out-of-range", CORPUS, ("params.yaml:", "field 'split.test_fraction'"),
         params={"split.test_fraction": 1.5}),
@@ -273,8 +269,12 @@ def sentinel_project(root: Path, row: Row, url: dict) -> None:
             os.utime(p, (old, old))
 
 
-@pytest.mark.parametrize("row", [pytest.param(r, id=r.id, marks=[pytest.mark.xfail(strict=True, reason=f"needs patch: {r.xfail}")]
-                                              if r.xfail else []) for r in ROWS])
+def _param(row: Row):
+    marks = [pytest.mark.xfail(strict=True, reason=f"needs patch: {row.xfail}")] if row.xfail else []
+    return pytest.param(row, id=row.id, marks=marks)
+
+
+@pytest.mark.parametrize("row", [_param(r) for r in ROWS])
 def test_bad_input_is_one_clear_line_and_loses_nothing(row: Row, tmp_path):
     env = {"OPENAI_API_KEY": OPENAI_KEY, "DEEPL_AUTH_KEY": DEEPL_KEY, **row.extra_env}
     server = None

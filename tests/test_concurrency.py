@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -147,8 +146,6 @@ for r in range(rounds):
 """
 
 
-@pytest.mark.xfail(strict=True, reason="needs patch: RefLogpStore.save must lock its read-merge-write "
-                                       "(training/ref_logps.py); parallel train jobs lose entries")
 def test_parallel_configurations_keep_the_reference_logp_store_complete(tmp_path):
     from polyrefusal.training.ref_logps import RefLogpStore
 

@@ -120,7 +120,6 @@ def test_sync_refuses_files_that_differ_from_dvc_lock(pushed, tmp_path):
     assert "Traceback" not in proc.stderr
     assert {t: (proj / t).stat().st_mtime_ns for t in TARGETS} == mtimes, "touched despite the mismatch"
     # Changed parameters are refused too (the lock records what the outputs were made with).
-    run_cli(["git", "checkout", "--", "."], cwd=proj, check=False)
     split.unlink()
     run_cli(["dvc", "checkout", "--force", *STAGES], cwd=proj)
     params = (proj / "params.yaml").read_text().replace("seed: 13", "seed: 14", 1)
@@ -143,3 +142,53 @@ def test_every_dvc_output_reaches_the_remote():
                     if opts and opts.get("cache") is False:
                         uncached.append(f"{name}: {path}")
     assert not uncached, "cache: false outputs cannot be pulled on a fresh clone: " + "; ".join(uncached)
+
+
+@pytest.mark.parametrize("made_by", ["snakemake", "dvc repro"])
+def test_sync_of_the_whole_pipeline(tmp_path, made_by):
+    """The complete case, with fake outputs (no model is trained): every stage in dvc.lock, mtimes
+    scrambled and Snakemake's metadata and the dvc_commit marker gone, as on a fresh clone after
+    `dvc pull` of a finished run. `sync` writes the marker and `snakemake -n` (all) has nothing to do.
+    Directory outputs made by `dvc repro` have no .snakemake_timestamp, which `snakemake --touch`
+    creates: unless .dvcignore names it, DVC then sees a changed directory, and sync must say so."""
+    import random
+
+    from dvc.repo import Repo
+
+    proj = copy_project(tmp_path / "p", preset="ci")
+    summary = run_cli(["snakemake", "--summary"], cwd=proj).stdout.splitlines()[1:]
+    outputs = {line.split("\t")[0] for line in summary if line.strip()}
+    with Repo(str(proj)) as repo:
+        outputs |= {o.def_path for s in repo.index.stages for o in s.outs}
+    for rel in outputs:
+        if rel.startswith("logs/"):
+            continue
+        path = proj / rel
+        if Path(rel).suffix:  # directory() outputs and caches have no extension here
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(rel)
+        else:  # as Snakemake leaves a directory() output: with its .snakemake_timestamp
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "weights.bin").write_text(rel)
+            if made_by == "snakemake":
+                (path / ".snakemake_timestamp").touch()
+    sync(proj, "--commit")
+    rng = random.Random(0)
+    now = __import__("time").time()
+    for path in (proj / "results").rglob("*"):
+        t = now - rng.uniform(100, 1000)
+        os.utime(path, (t, t))
+    for junk in ("logs", ".snakemake"):
+        subprocess.run(["rm", "-rf", str(proj / junk)], check=True)
+    assert "Nothing to be done" not in run_cli(["snakemake", "-n", "--cores", "1"], cwd=proj).stdout
+
+    ignored = ".snakemake_timestamp" in (proj / ".dvcignore").read_text()
+    if made_by == "dvc repro" and not ignored:
+        proc = sync(proj, check=False)
+        assert proc.returncode == 2 and ".dvcignore" in proc.stderr, proc.stderr
+        return
+    out = sync(proj).stdout
+    assert "nothing to do" in out
+    assert (proj / "logs/dvc_commit.done").exists()
+    assert "Nothing to be done" in run_cli(["snakemake", "-n", "--cores", "1"], cwd=proj).stdout
+    assert "up to date" in run_cli(["dvc", "status"], cwd=proj).stdout

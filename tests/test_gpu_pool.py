@@ -158,6 +158,8 @@ def test_zero_gpus_hides_all_and_too_many_fails_fast(tmp_path):
 def test_pool_discovery_and_location(monkeypatch):
     assert discover_devices({"POLYREFUSAL_GPUS": "2, 3", "CUDA_VISIBLE_DEVICES": "0"}) == ["2", "3"]
     assert discover_devices({"CUDA_VISIBLE_DEVICES": "4,5"}) == ["4", "5"]
+    # inside a Slurm job, its allocation wins over a pool exported from the submitting shell
+    assert discover_devices({"POLYREFUSAL_GPUS": "0,1,2,3", "CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_ID": "7"}) == ["0"]
     monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi
     assert discover_devices({}) == []
     assert pool_dir({"POLYREFUSAL_GPU_POOL_DIR": "/x"}).parent == Path("/x")

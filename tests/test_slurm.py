@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -56,8 +57,17 @@ def _own_processes(d: Path) -> list[str]:
     return found
 
 
+def _ensure_executor_plugin() -> None:
+    """The profile needs snakemake-executor-plugin-slurm (the `slurm` extra); install it into this
+    environment if it is missing, as the cluster packages are."""
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "snakemake-executor-plugin-slurm"],
+                       check=True, timeout=600)
+
+
 @pytest.fixture(scope="module")
 def slurm_cluster(tmp_path_factory):
+    _ensure_executor_plugin()
     lc = _load_local_cluster()
     if os.geteuid() != 0 and lc.missing_binaries(accounting=True):
         pytest.skip("Slurm/MUNGE not installed and not root: cannot install them")

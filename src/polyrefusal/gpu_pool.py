@@ -11,9 +11,10 @@ both run on device 0. This wrapper assigns them::
 It takes N devices from a pool, runs the command as a child with ``CUDA_VISIBLE_DEVICES`` set to
 them, and gives them back when the command ends, whether it succeeds, fails or is killed.
 
-* The pool: ``POLYREFUSAL_GPUS`` (comma-separated ids), else the ``CUDA_VISIBLE_DEVICES`` this
-  wrapper was started with (a Slurm allocation of several GPUs shared by the jobs of a group
-  job), else the devices ``nvidia-smi`` lists, else none.
+* The pool: inside a Slurm job, the devices of its allocation (``CUDA_VISIBLE_DEVICES``, shared
+  by the jobs of a group job); else ``POLYREFUSAL_GPUS`` (comma-separated ids); else the
+  ``CUDA_VISIBLE_DEVICES`` this wrapper was started with; else the devices ``nvidia-smi``
+  lists; else none.
 * One lock file per device in ``POLYREFUSAL_GPU_POOL_DIR`` (default ``.snakemake/gpu_pool``),
   in a sub-directory per host, and per Slurm job inside an allocation. A device is held by an
   exclusive ``flock`` on its file. The kernel drops a flock when the last process holding it
@@ -65,9 +66,13 @@ def _split(value: str) -> list[str]:
 
 def discover_devices(environ: dict | None = None) -> list[str]:
     environ = os.environ if environ is None else environ
+    visible = environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if environ.get("SLURM_JOB_ID") and visible:
+        # inside a Slurm allocation its devices are the pool, whatever the submitting shell exported
+        return _split(visible)
     if environ.get(ENV_DEVICES, "").strip():
         return _split(environ[ENV_DEVICES])
-    if environ.get("CUDA_VISIBLE_DEVICES", "").strip():
+    if visible:
         return _split(environ["CUDA_VISIBLE_DEVICES"])
     smi = shutil.which("nvidia-smi")
     if smi:

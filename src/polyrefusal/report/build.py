@@ -910,6 +910,12 @@ def examples(records: list[dict], models: list[str], langs: list[str], opts: Opt
     return pd.DataFrame(rows)
 
 
+#: Translation usage that depends on what earlier runs left in the translation memory (hits,
+#: what this run sent and paid): run history, not results. It stays in <lang>.usage.json; in the
+#: report it would make a rerun's report differ from an uninterrupted run's.
+RUN_HISTORY = ("hits", "misses", "characters_sent", "characters_billed", "requests")
+
+
 def data_section(opts: Options, langs: list[str]) -> list:
     import pandas as pd
 
@@ -926,7 +932,8 @@ def data_section(opts: Options, langs: list[str]) -> list:
         for lang in langs:
             u = _optional_json(opts.translations_dir / f"{lang}.usage.json")
             if isinstance(u, dict):
-                rows[lang] = {k: v for k, v in u.items() if isinstance(v, (int, float, str, bool)) or v is None}
+                rows[lang] = {k: v for k, v in u.items() if k not in RUN_HISTORY
+                              and (isinstance(v, (int, float, str, bool)) or v is None)}
         if rows:
             t = pd.DataFrame.from_dict(rows, orient="index")
             t.index.name = "language"

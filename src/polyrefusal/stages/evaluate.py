@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..errors import UserError
 from ..io import read_records, write_json, write_records
 from ..scoring.langid import LIBRARY, identify
 
@@ -48,7 +49,13 @@ def score(records: list[dict], lang: str) -> dict:
 def run(args):
     from ..judges.ensemble import judge_records
 
-    records = read_records(Path(args.answers_dir) / f"{args.lang}.jsonl")
+    path = Path(args.answers_dir) / f"{args.lang}.jsonl"
+    records = read_records(path, with_lines=True)
+    for r in records:  # answers may come from outside the pipeline: name the bad record
+        for field, kind in (("response", str), ("harmful", bool)):
+            if not isinstance(r.get(field), kind):
+                got = "missing" if r.get(field) is None else f"expected {kind.__name__}, got {type(r[field]).__name__}"
+                raise UserError(got, file=str(path), line=r["_line"], field=field)
     judged = judge_records(records, judges=args.judge, rule=args.rule)
     for r in judged:
         r["answer_lang"] = identify(r["response"])

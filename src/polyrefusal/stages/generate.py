@@ -43,6 +43,15 @@ def run(args):
     from ..generate.runner import generate_cached
 
     params = load_params(args.params)
+    if not model_backend(args.model):  # the backend comes from params: name the file and line
+        from ..errors import UserError
+        from ..generate.base import GENERATORS
+        from ..params import _yaml_line
+        backend = params["generation"]["backend"]
+        if backend not in GENERATORS.names():
+            raise UserError(f"unknown generator {backend!r}; available: {', '.join(GENERATORS.names())}",
+                            file=args.params, line=_yaml_line(args.params, ["generation", "backend"]),
+                            field="generation.backend")
     cache_dir = args.cache_dir or params["generation"].get("cache_dir")
     if cache_dir:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a DVC output even when empty

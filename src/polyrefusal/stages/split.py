@@ -13,6 +13,7 @@ import math
 import random
 from collections import defaultdict
 
+from ..errors import UserError
 from ..io import read_records, write_json
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,12 @@ def add_arguments(p):
 
 
 def run(args):
-    records = read_records(args.corpus)
+    records = read_records(args.corpus, with_lines=True)
+    for r in records:  # any corpus file may be given: name the bad record
+        for field, kind in (("source_id", str), ("category", str), ("style", str), ("harmful", bool)):
+            if not isinstance(r.get(field), kind):
+                got = "missing" if r.get(field) is None else f"expected {kind.__name__}, got {type(r[field]).__name__}"
+                raise UserError(got, file=args.corpus, line=r["_line"], field=field)
     groups = assign_groups(records, args.test_fraction, args.seed)
     by_source = {r["source_id"]: (groups[group_key(r)] if r["harmful"] else "test") for r in records}
     write_json(args.out, {"groups": groups, "source_ids": by_source,

@@ -14,7 +14,8 @@ clone) would rerun much of the DAG. `polyrefusal sync`:
    whole pipeline, it also writes the marker of the `dvc_commit` rule (its meaning, "dvc.lock
    records every output", has just been checked) and touches the whole DAG;
 3. records the verified hashes for the new modification times in DVC's state database, so the
-   next `dvc status` does not re-read the files (model weights included);
+   next `dvc status` does not re-read the files (model weights included), and checks that DVC
+   still finds every output as dvc.lock records it;
 4. checks that `snakemake -n` has nothing left to do for those outputs.
 
     polyrefusal sync --pull             # = dvc pull (what dvc.lock records) + the above
@@ -274,6 +275,15 @@ def run(args):
     if touch.returncode != 0:
         raise UserError("snakemake --touch failed: " + (touch.stderr or touch.stdout)[-2000:])
     saved = _save_dvc_state(root, info["file_outs"])
+    # Touching only changes mtimes, except in a directory output that has no .snakemake_timestamp
+    # (made by `dvc repro`, not Snakemake): Snakemake creates one, and DVC sees a new file
+    # unless .dvcignore names it. Check that DVC still agrees.
+    try:
+        verify(root)
+    except UserError as exc:
+        raise UserError("after `snakemake --touch`, DVC no longer matches dvc.lock (a directory output "
+                        "without .snakemake_timestamp? add `.snakemake_timestamp` to .dvcignore): "
+                        + exc.message) from exc
     dry = _snakemake(root, ["-n", *targets], args.snakefile, quiet=False)
     text = dry.stdout + dry.stderr
     if dry.returncode != 0 or "Nothing to be done" not in text:

@@ -321,6 +321,10 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     if merged:
         merge_adapter(tmp, base_path, dtype)
     (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the card holds the params
+    # How the tokenizer was loaded (HF_HUB_OFFLINE=1 sets local_files_only) is no property of the
+    # model; saved, it would make the model files (and the response-cache identity) differ
+    # between an offline and an online run.
+    tokenizer.init_kwargs.pop("local_files_only", None)
     tokenizer.save_pretrained(tmp)
 
     curve = training_curve(trainer.state.log_history)

@@ -75,10 +75,17 @@ class RefLogpStore:
             return {}
 
     def save(self, key: str, entries: dict[str, list[float]], meta: dict | None = None) -> None:
-        """Merge ``entries`` into the file (re-read first: another job may have added some)."""
-        merged = self.load(key)
-        merged.update(entries)
-        write_json(self.path(key), {"meta": meta or {}, "logps": merged})
+        """Merge ``entries`` into the file (re-read first: another job may have added some),
+        under a lock: parallel training jobs share store keys, and an unlocked read-merge-write
+        loses the entries another job wrote in between."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{key}.lock", "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes
+            merged = self.load(key)
+            merged.update(entries)
+            write_json(self.path(key), {"meta": meta or {}, "logps": merged})
 
 
 def cached_dpo_trainer_class():
