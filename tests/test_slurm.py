@@ -99,9 +99,11 @@ def test_profile_runs_a_slice_of_the_default_dag_on_slurm(slurm_cluster, tmp_pat
     shutil.copytree(local, proj, symlinks=True)
     run_cli(["snakemake", "--cores", "1", *TARGETS], cwd=local)
 
+    # What a user on the login node has: the cluster's configuration (SLURM_CONF; the cluster's
+    # `srun` shim first on PATH, see local_cluster.py) and the project's environment.
     run_env = env()
-    run_env.update({k: v for k, v in info["env"].items() if k in ("SLURM_CONF", "PATH")})
-    run_env["PATH"] = f"{Path(info['dir']) / 'bin'}:{env()['PATH']}"
+    run_env["SLURM_CONF"] = info["slurm_conf"]
+    run_env["PATH"] = f"{Path(info['dir']) / 'bin'}:{run_env['PATH']}"
     t0 = time.monotonic()
     proc = subprocess.run(["snakemake", "--profile", "profiles/slurm", *TARGETS], cwd=proj, env=run_env,
                           capture_output=True, text=True, timeout=900)

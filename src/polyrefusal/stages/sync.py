@@ -9,13 +9,16 @@ clone) would rerun much of the DAG. `polyrefusal sync`:
 1. checks, with DVC's own status, that every stage recorded in `dvc.lock` is unchanged: each
    output exists and hashes to what `dvc.lock` records, and its code, parameters and inputs are
    those it was run with. Any difference stops it (exit 2) with the list, and nothing is touched;
-2. runs `snakemake --touch` over those outputs, which sets their modification times in the DAG's
-   order (an output never older than its inputs) without running a job. If `dvc.lock` holds the
-   whole pipeline, it also writes the marker of the `dvc_commit` rule (its meaning, "dvc.lock
-   records every output", has just been checked) and touches the whole DAG;
+2. gives every one of those outputs the same modification time, now (for a directory output,
+   its .snakemake_timestamp, or the directory itself if it has none). Snakemake reruns a job
+   only when an input is newer than an output; with equal times none is, and nothing is run,
+   created or rewritten. If `dvc.lock` holds the whole pipeline, it also writes the marker of
+   the `dvc_commit` rule (its meaning, "dvc.lock records every output", has just been checked).
+   (`snakemake --touch` would do the same job by job, but sleeps 0.1 s per job: minutes for
+   the paper grid; and it creates a .snakemake_timestamp in directories made by `dvc repro`,
+   which DVC then sees as a change);
 3. records the verified hashes for the new modification times in DVC's state database, so the
-   next `dvc status` does not re-read the files (model weights included), and checks that DVC
-   still finds every output as dvc.lock records it;
+   next `dvc status` does not re-read the files (model weights included);
 4. checks that `snakemake -n` has nothing left to do for those outputs.
 
     polyrefusal sync --pull             # = dvc pull (what dvc.lock records) + the above
@@ -194,27 +197,26 @@ def _snakemake(root: Path, args: list[str], snakefile: str | None, quiet: bool =
     return subprocess.run(cmd + args, cwd=root, capture_output=True, text=True)
 
 
-def _clamp_future_mtimes(root: Path, targets: list[str]) -> int:
-    """A file dated in the future (clock skew between the machines sharing the files) would make
-    `snakemake --touch` fail on its consumer, and Snakemake then deletes the consumer's outputs
-    as possibly corrupt. Date such files now first."""
+def align_mtimes(root: Path, targets: list[str], when: float | None = None) -> int:
+    """Give every target one and the same modification time (now). Snakemake reruns a job when
+    an input is *newer* than its oldest output; with equal times nothing is. A directory output's
+    time is that of its .snakemake_timestamp if it has one, else the directory's own: set that,
+    and create nothing (a new file would change the directory for DVC). Returns the count."""
     import os
     import time
 
-    now = time.time()
+    ns = int((time.time() if when is None else when) * 1e9)
     n = 0
     for rel in targets:
         path = root / rel
-        paths = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-        for p in paths:
-            try:
-                if p.stat().st_mtime > now:
-                    os.utime(p, (now, now))
-                    n += 1
-            except FileNotFoundError:
-                continue
-    if n:
-        log.warning("sync: %d file(s) had a modification time in the future (clock skew?): set to now", n)
+        if path.is_dir() and not path.is_symlink():
+            stamp = path / ".snakemake_timestamp"
+            path = stamp if stamp.exists() else path
+        try:
+            os.utime(path, ns=(ns, ns), follow_symlinks=False)
+            n += 1
+        except FileNotFoundError:
+            continue
     return n
 
 
@@ -267,32 +269,20 @@ def run(args):
         marker = root / DVC_COMMIT_MARKER
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
-        targets = []  # the default target: the whole DAG
-    _clamp_future_mtimes(root, info["targets"])
-    # greedy: Snakemake's default ILP scheduler waits ~0.1 s per touched job (38 s instead of 6 s
-    # for the 292 jobs of the default DAG).
-    touch = _snakemake(root, ["--touch", "--scheduler", "greedy", *targets], args.snakefile)
-    if touch.returncode != 0:
-        raise UserError("snakemake --touch failed: " + (touch.stderr or touch.stdout)[-2000:])
+        aligned = align_mtimes(root, targets + [DVC_COMMIT_MARKER])
+        targets = []  # check the default target: the whole DAG
+    else:
+        aligned = align_mtimes(root, targets)
     saved = _save_dvc_state(root, info["file_outs"])
-    # Touching only changes mtimes, except in a directory output that has no .snakemake_timestamp
-    # (made by `dvc repro`, not Snakemake): Snakemake creates one, and DVC sees a new file
-    # unless .dvcignore names it. Check that DVC still agrees.
-    try:
-        verify(root)
-    except UserError as exc:
-        raise UserError("after `snakemake --touch`, DVC no longer matches dvc.lock (a directory output "
-                        "without .snakemake_timestamp? add `.snakemake_timestamp` to .dvcignore): "
-                        + exc.message) from exc
     dry = _snakemake(root, ["-n", *targets], args.snakefile, quiet=False)
     text = dry.stdout + dry.stderr
     if dry.returncode != 0 or "Nothing to be done" not in text:
         jobs = sorted({line.split("rule ", 1)[1].rstrip(":") for line in text.splitlines()
                        if line.strip().startswith("rule ") and "rule all" not in line})
-        raise UserError("after touching, snakemake still has jobs to run "
+        raise UserError("after dating the outputs alike, snakemake still has jobs to run "
                         f"({', '.join(jobs) or 'see `snakemake -n`'}): outputs that dvc.lock does not record?")
-    print(f"sync: {len(info['targets'])} output(s) of {len(info['locked'])} stage(s) verified against dvc.lock "
-          f"and marked up to date for Snakemake ({saved} hash(es) kept for DVC); `snakemake -n` has nothing to do")
+    print(f"sync: {len(info['targets'])} output(s) of {len(info['locked'])} stage(s) verified against dvc.lock, "
+          f"{aligned} dated alike for Snakemake ({saved} hash(es) kept for DVC); `snakemake -n` has nothing to do")
     return 0
 
 
