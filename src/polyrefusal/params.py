@@ -90,7 +90,3 @@ def config_languages(params: dict, name: str) -> list[str]:
     if spec == "all":
         return list(langs)
     return [lang for lang in langs if lang in spec]
-
-
-def section(params: dict, key: str) -> Any:
-    return params[key]
