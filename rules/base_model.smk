@@ -2,11 +2,13 @@ rule base_model:
     output:
         directory("results/models/base"),
     params:
+        gpus=gpus("base_model"),
         base_model=config["base_model"],
         languages=LANGS,
     threads: 1
     resources:
-        mem_mb=4000,
+        gpu=gpus("base_model"),
+        mem_mb=mem_mb("base_model"),
     log:
         "logs/base_model.log",
     benchmark:
@@ -14,4 +16,5 @@ rule base_model:
     conda:
         "../envs/train.yaml"
     shell:
+        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
         "polyrefusal base-model {output} 2> {log}"

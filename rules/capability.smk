@@ -6,12 +6,13 @@ rule capability:
     output:
         "results/capability/{model}.json",
     params:
+        gpus=gpus("capability"),
         capability=config.get("capability") or {},
         languages=LANGS,
     threads: 1
     resources:
-        mem_mb=8000,
-        gpu=0,
+        gpu=gpus("capability"),
+        mem_mb=mem_mb("capability"),
     log:
         "logs/capability/{model}.log",
     benchmark:
@@ -19,4 +20,5 @@ rule capability:
     conda:
         "../envs/train.yaml"
     shell:
+        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
         "polyrefusal capability --model {input} --name {wildcards.model} {output} 2> {log}"

@@ -6,8 +6,29 @@ LANGS = config["languages"]
 SRC = config["source_language"]
 CONFIGS = config["train_configs"]
 # Models audited without training (audit mode): generated, evaluated and reported like base.
-AUDIT = list(config.get("audit_models") or {})
+AUDIT_MODELS = config.get("audit_models") or {}
+AUDIT = list(AUDIT_MODELS)
 MODELS = ["base"] + AUDIT + CONFIGS
+COMPUTE = config["compute"]
+
+
+def gpus(stage):
+    """GPUs one job of `stage` needs (params compute.gpus). The stages that load the model
+    under test (generate, capability) give an audit model the GPUs of its own entry."""
+    default = COMPUTE["gpus"][stage]
+    if stage not in ("generate", "capability"):
+        return default
+    return lambda wildcards: AUDIT_MODELS[wildcards.model]["gpus"] if wildcards.model in AUDIT_MODELS else default
+
+
+def mem_mb(stage):
+    """Host memory of one job of `stage` (params compute.mem_mb), more on each retry."""
+    return lambda wildcards, attempt: COMPUTE["mem_mb"][stage] * attempt
+
+# The command of every stage that may use GPUs runs under `python -m polyrefusal.gpu_pool --gpus
+# {resources.gpu} --`: Snakemake counts the `gpu` resource but does not say which devices a job
+# gets; the pool hands each job its own (CUDA_VISIBLE_DEVICES) and takes them back when the job
+# ends, however it ends. `train` adds `--accelerate`: one process per GPU (data-parallel DPO).
 
 
 wildcard_constraints:

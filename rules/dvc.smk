@@ -1,5 +1,7 @@
 # Record every output in dvc.lock once Snakemake is done, so `dvc status` reports the
 # pipeline up to date and `dvc repro` reruns nothing (both tools hash the same files).
+# `polyrefusal sync --commit` is `dvc commit --force` with params.yaml parsed once rather than
+# once per stage (about 3x faster for the widest DAGs).
 rule dvc_commit:
     input:
         rules.report.output,
@@ -13,4 +15,4 @@ rule dvc_commit:
     conda:
         "../envs/core.yaml"
     shell:
-        "dvc commit --force --quiet > {log} 2>&1"
+        "polyrefusal sync --commit 2> {log}"

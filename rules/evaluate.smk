@@ -1,17 +1,26 @@
+# One job per model: the judge (a guard model at paper scale) is loaded once and scores the
+# model's answers in every language.
 rule evaluate:
     input:
         "results/answers/{model}",
     output:
-        scores="results/eval/{model}/{lang}.json",
-        judged="results/eval/{model}/{lang}.judged.jsonl",
+        directory("results/eval/{model}"),
     params:
-        judge=config["evaluate"]["judge"],
+        gpus=gpus("evaluate"),
+        evaluate=config["evaluate"],
+        judge_options=config["judge"].get("options"),
+        languages=LANGS,
+    threads: 1
+    resources:
+        gpu=gpus("evaluate"),
+        mem_mb=mem_mb("evaluate"),
     log:
-        "logs/evaluate/{model}/{lang}.log",
+        "logs/evaluate/{model}.log",
     benchmark:
-        "logs/benchmarks/evaluate/{model}/{lang}.tsv"
+        "logs/benchmarks/evaluate/{model}.tsv"
     conda:
         "../envs/core.yaml"
     shell:
-        "polyrefusal evaluate --judge {params.judge} --lang {wildcards.lang} --model {wildcards.model} "
-        "{input} {output.scores} {output.judged} 2> {log}"
+        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
+        "polyrefusal evaluate --params params.yaml --model {wildcards.model} "
+        "{input} {output} 2> {log}"

@@ -5,12 +5,13 @@ rule generate:
     output:
         directory("results/answers/{model}"),
     params:
+        gpus=gpus("generate"),
         generation=config["generation"],
         cache=lambda w: f"{config['generation']['cache_dir']}/{w.model}",
     threads: 1
     resources:
-        mem_mb=8000,
-        gpu=0,
+        gpu=gpus("generate"),
+        mem_mb=mem_mb("generate"),
     log:
         "logs/generate/{model}.log",
     benchmark:
@@ -18,5 +19,6 @@ rule generate:
     conda:
         "../envs/train.yaml"
     shell:
+        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
         "polyrefusal generate --model {input.model} --name {wildcards.model} "
         "--cache-dir {params.cache} --out-dir {output} --pairs-dir results/pairs 2> {log}"

@@ -4,7 +4,12 @@ rule judge:
     output:
         "results/judged/{lang}.parquet",
     params:
+        gpus=gpus("judge"),
         judge=config["judge"],
+    threads: 1
+    resources:
+        gpu=gpus("judge"),
+        mem_mb=mem_mb("judge"),
     log:
         "logs/judge/{lang}.log",
     benchmark:
@@ -12,5 +17,6 @@ rule judge:
     conda:
         "../envs/core.yaml"
     shell:
+        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
         "polyrefusal judge --params params.yaml --fields chosen,rejected "
         "{input} {output} 2> {log}"

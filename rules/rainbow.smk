@@ -8,13 +8,14 @@ rule rainbow:
     output:
         "results/rainbow/generated.parquet",
     params:
+        gpus=gpus("rainbow"),
         rainbow=config.get("rainbow") or {},
         corpus=config["corpus"],
         archive="results/rainbow/archive",
     threads: 1
     resources:
-        mem_mb=8000,
-        gpu=0,
+        gpu=gpus("rainbow"),
+        mem_mb=mem_mb("rainbow"),
     log:
         "logs/rainbow.log",
     benchmark:
@@ -22,4 +23,5 @@ rule rainbow:
     conda:
         "../envs/train.yaml"
     shell:
+        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
         "polyrefusal rainbow --params params.yaml {params.archive} {output} 2> {log}"

@@ -17,8 +17,7 @@ PLOT_CATEGORIES = {
 
 rule report:
     input:
-        scores=expand("results/eval/{model}/{lang}.json", model=MODELS, lang=LANGS),
-        judged=expand("results/eval/{model}/{lang}.judged.jsonl", model=MODELS, lang=LANGS),
+        evaluations=expand("results/eval/{model}", model=MODELS),
         models=expand("results/models/{config}", config=CONFIGS),
         capability=expand("results/capability/{model}.json", model=MODELS),
         pairs=expand("results/pairs/{lang}.stats.json", lang=LANGS),

@@ -4,7 +4,12 @@ rule respond:
     output:
         "results/responses/{lang}.parquet",
     params:
+        gpus=gpus("respond"),
         backend=config["respond"]["backend"],
+    threads: 1
+    resources:
+        gpu=gpus("respond"),
+        mem_mb=mem_mb("respond"),
     log:
         "logs/respond/{lang}.log",
     benchmark:
@@ -12,4 +17,5 @@ rule respond:
     conda:
         "../envs/core.yaml"
     shell:
+        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
         "polyrefusal respond --backend {params.backend} {input} {output} 2> {log}"

@@ -5,13 +5,14 @@ rule train:
     output:
         directory("results/models/{config}"),
     params:
+        gpus=gpus("train"),
         dpo=config["dpo"],
         spec=lambda w: config["config_defs"][w.config],
         languages=lambda w: config_langs(w.config),
     threads: 1
     resources:
-        mem_mb=8000,
-        gpu=0,
+        gpu=gpus("train"),
+        mem_mb=mem_mb("train"),
     log:
         "logs/train/{config}.log",
     benchmark:
@@ -19,6 +20,7 @@ rule train:
     conda:
         "../envs/train.yaml"
     shell:
+        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} --accelerate -- "
         "polyrefusal train --config {wildcards.config} --base {input.base} "
         "--pairs-dir results/pairs --checkpoints results/.checkpoints "
         "--ref-logps-dir results/.ref_logps {output} 2> {log}"

@@ -6,10 +6,15 @@ rule translate:
         usage="results/translations/{lang}.usage.json",
         review="results/translations/{lang}.review.jsonl",
     params:
+        gpus=gpus("translate"),
         backend=config["translate"]["backend"],
         source=SRC,
         options=config["translate"].get("options"),
         memory=lambda w: f"{config['translate']['memory_dir']}/{w.lang}",
+    threads: 1
+    resources:
+        gpu=gpus("translate"),
+        mem_mb=mem_mb("translate"),
     log:
         "logs/translate/{lang}.log",
     benchmark:
@@ -17,6 +22,7 @@ rule translate:
     conda:
         "../envs/core.yaml"
     shell:
+        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
         "polyrefusal translate --backend {params.backend} --params params.yaml "
         "--source {params.source} --target {wildcards.lang} --fields text,chosen,rejected "
         "--memory {params.memory} --usage {output.usage} --review {output.review} "

@@ -20,10 +20,11 @@ For each preset, in a temporary copy of the project (the checkout is never touch
 Each figure is the wall time, with the CPU time (user + sys of the command and its children) in
 brackets: on a shared machine the CPU time is the steadier of the two.
 
-`paper-2k` is the paper preset with the proposed audit models (Llama 3.1 8B/70B, Qwen 2.5 7B/72B,
-Mistral 7B/Small, Gemma 2 9B/27B), widened through the real rules to about 2,000 jobs with more
-training configurations (language pairs and triples): the size of the published grid; `bare` is a Snakefile with the same job count and no project code (no config, no schema,
-no Python in the rules): Snakemake's own floor. Times are the median of --repeat runs (wall clock).
+`paper` is the published grid (params preset `paper`: 12 languages, 17 training configurations,
+the 8B base and 8 audit models from 7B to 72B); `paper-2k` is it widened through the real rules to
+about 2,000 jobs with more training configurations (language pairs, triples, quadruples): how
+planning scales; `bare` is a Snakefile with the same job count and no project code (no config,
+no schema, no Python in the rules): Snakemake's own floor. Times are the median of --repeat runs.
 """
 
 from __future__ import annotations
@@ -99,19 +100,6 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-#: The audit models proposed for the paper preset (params `audit_models`).
-PAPER_AUDIT_MODELS = {
-    "llama31_8b": "meta-llama/Llama-3.1-8B-Instruct",
-    "llama31_70b": "meta-llama/Llama-3.1-70B-Instruct",
-    "qwen25_7b": "Qwen/Qwen2.5-7B-Instruct",
-    "qwen25_72b": "Qwen/Qwen2.5-72B-Instruct",
-    "mistral_7b": "mistralai/Mistral-7B-Instruct-v0.3",
-    "mistral_small_24b": "mistralai/Mistral-Small-24B-Instruct-2501",
-    "gemma2_9b": "google/gemma-2-9b-it",
-    "gemma2_27b": "google/gemma-2-27b-it",
-}
-
-
 def _edit_params(proj: Path, edit) -> None:
     from ruamel.yaml import YAML
 
@@ -124,22 +112,18 @@ def _edit_params(proj: Path, edit) -> None:
 
 
 def widen_to(proj: Path, target_jobs: int) -> int:
-    """The paper preset plus the proposed audit models, then more training configurations
-    (language pairs, then triples) until the DAG has about target_jobs jobs, through the real
-    rules. Returns the number of training configurations."""
-    def add_audit(doc):
-        doc["audit_models"] = {name: {"path": path, "backend": "vllm"} for name, path in PAPER_AUDIT_MODELS.items()}
-
-    _edit_params(proj, add_audit)
+    """The paper preset widened through the real rules to about target_jobs jobs with more
+    training configurations (language pairs, triples, then quadruples; each adds a train,
+    generate, evaluate and capability job). Returns the number of training configurations."""
     jobs = job_count(proj)
     result = {}
 
     def add_configs(doc):
         langs = list(doc["languages"])
         configs = list(doc["train_configs"])
-        per_config = len(langs) + 3  # train, generate, capability, evaluate per language
+        per_config = 4
         n = max(0, -(-(target_jobs - jobs) // per_config))
-        subsets = (list(c) for k in (2, 3) for c in itertools.combinations(langs, k))
+        subsets = (list(c) for k in (2, 3, 4) for c in itertools.combinations(langs, k))
         for _ in range(n):
             subset = next(subsets)
             name = "mix_" + "_".join(subset)
@@ -202,7 +186,7 @@ def bench_project(name: str, preset: str, widen: bool, repeat: int, base: Path) 
     row["noop"] = timed(["snakemake", "--cores", "1"], proj, repeat, expect="Nothing to be done")
     # dvc.lock for the fake outputs: `dvc commit --force` with params.yaml parsed once (the CLI
     # parses it once per stage: about 3x slower at 2,000 stages).
-    sync = [sys.executable, "-m", "polyrefusal.stages.sync"]
+    sync = ["polyrefusal", "sync"]
     row["dvc_commit"] = timed([*sync, "--commit"], proj, 1)
     row["dvc_stages"] = len(sh(["dvc", "stage", "list", "--name-only"], proj).stdout.split())
     slow = 1 if row["jobs"] > 1000 else repeat

@@ -313,28 +313,8 @@ def stray_temporaries(proj: Path) -> list[str]:
 USAGE_TABLE_MD = re.compile(rb"\*Translation usage per language[^\n]*\n\n(?:\|[^\n]*\n)+")
 USAGE_TABLE_HTML = re.compile(rb"<caption>Translation usage per language.*?</table>", re.S)
 
-#: Run provenance a trained model's metrics record beside its results: whether training resumed
-#: from a checkpoint, and how many reference log-probs came from the shared store. They differ
-#: between an interrupted and an uninterrupted run by design, so the metrics are compared
-#: without them ("same metrics").
-PROVENANCE = ("resumed_from_step", "ref_logps_cache")
-
-
-def _without_provenance(obj):
-    if isinstance(obj, dict):
-        return {k: _without_provenance(v) for k, v in obj.items() if k not in PROVENANCE}
-    return obj
-
-
 def normalised(rel: str, data: bytes) -> bytes:
-    """``data`` of output ``rel`` for comparison: a model's metrics without ``PROVENANCE``."""
-    if re.fullmatch(r"results/models/[^/]+/(metrics|model_card)\.json", rel):
-        return json.dumps(_without_provenance(json.loads(data)), sort_keys=True).encode()
-    if re.fullmatch(r"results/models/[^/]+/README\.md", rel):  # the card shows the metrics as JSON
-        def block(m):
-            return b"```json\n" + json.dumps(_without_provenance(json.loads(m.group(1))),
-                                               sort_keys=True).encode() + b"\n```"
-        return re.sub(rb"```json\n(.*?)\n```", block, data, flags=re.S)
+    """``data`` of output ``rel`` for comparison: the report without its translation-usage table."""
     if rel == "results/report/report.md":
         return USAGE_TABLE_MD.sub(b"", data)
     if rel == "results/report/report.html":

@@ -87,8 +87,8 @@ TRANSLATE = ["translate", "--params", "params.yaml", "--source", "en", "--target
 GENERATE = ["generate", "--params", "params.yaml", "--model", "data/model", "--name", "base",
             "--cache-dir", "results/response_cache/base", "--out-dir", "results/answers/base",
             "--pairs-dir", "data/pairs"]
-EVALUATE = ["evaluate", "--judge", "refusal_lexicon", "--lang", "en", "--model", "base", "data/answers",
-            "results/eval/base/en.json", "results/eval/base/en.judged.jsonl"]
+EVALUATE = ["evaluate", "--params", "params.yaml", "--lang", "en", "--model", "base", "data/answers",
+            "results/eval/base"]
 TRAIN = ["train", "--params", "params.yaml", "--config", "single_de", "--base", "data/model",
          "--pairs-dir", "data/pairs", "results/models/single_de"]
 OPENAI_GENERATION = {"generation.backend": "openai",

@@ -4,6 +4,8 @@ workflow lints clean, params validate, presets stay in sync."""
 from __future__ import annotations
 
 import copy
+import re
+import shutil
 import subprocess
 
 import pytest
@@ -31,7 +33,7 @@ def dvc_outputs(cwd) -> set[str]:
         return {o.def_path for s in repo.index.stages for o in s.outs if not o.persist}
 
 
-@pytest.mark.parametrize("preset", [None, "ci"])
+@pytest.mark.parametrize("preset", [None, "ci", "paper"])
 def test_snakemake_and_dvc_name_the_same_artifacts(tmp_path, preset):
     proj = copy_project(tmp_path / "p", preset=preset)
     smk, dvc = snakemake_outputs(proj), dvc_outputs(proj)
@@ -39,8 +41,27 @@ def test_snakemake_and_dvc_name_the_same_artifacts(tmp_path, preset):
     assert smk - dvc == set(), f"only in Snakemake: {sorted(smk - dvc)[:10]}"
     assert dvc - smk == set(), f"only in DVC: {sorted(dvc - smk)[:10]}"
     params = load_params(proj / "params.yaml")
-    n_langs, n_models = len(params["languages"]), 1 + len(params["train_configs"])
-    assert sum(f.startswith("results/eval/") and f.endswith(".json") for f in smk) == n_langs * n_models
+    models = {"base", *params["audit_models"], *params["train_configs"]}
+    assert {f for f in smk if f.startswith("results/eval/")} == {f"results/eval/{m}" for m in models}
+
+
+def test_gpu_counts_come_from_params(tmp_path):
+    """The paper preset's GPUs reach the jobs: `resources: gpu` (sbatch --gpus on Slurm) and the
+    pool that hands out the devices; an audit model's own `gpus` for its generate job."""
+    proj = copy_project(tmp_path / "p", preset="paper")
+    out = run_cli(["snakemake", "-n", "-p", "results/models/balanced", "results/answers/llama31_70b",
+                   "results/eval/mistral_7b"], cwd=proj).stdout
+    commands = {}
+    for line in out.splitlines():
+        m = re.search(r"python -m polyrefusal.gpu_pool --gpus (\d+)( --accelerate)? -- polyrefusal (\S+)(.*)", line.strip())
+        if m:
+            commands.setdefault(m[3] + (" llama31_70b" if "llama31_70b" in m[4] else ""), set()).add((int(m[1]), bool(m[2])))
+    assert commands["train"] == {(4, True)}          # DPO of the 8B on 4 GPUs through accelerate
+    assert commands["generate llama31_70b"] == {(4, False)}
+    assert commands["generate"] == {(1, False)}      # mistral_7b
+    assert commands["evaluate"] == {(1, False)}
+    assert commands["judge"] == {(1, False)} and commands["translate"] == {(0, False)}
+    assert re.search(r"gpu=4\b", out) and "mem_mb=128000" in out
 
 
 def test_every_rule_has_log_and_benchmark_and_lint_is_clean():
@@ -52,17 +73,53 @@ def test_every_rule_has_log_and_benchmark_and_lint_is_clean():
             assert text.count("log:") >= n_rules and text.count("benchmark:") >= n_rules, smk.name
 
 
+def _key_paths(tree: dict, prefix=()) -> dict:
+    """{path: value} down to the leaves; an empty mapping is a leaf (it replaces the value)."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_key_paths(value, prefix + (key,)))
+        else:
+            out[prefix + (key,)] = value
+    return out
+
+
 def test_params_validate_and_default_preset_matches_top_level():
     params = load_params(ROOT / "params.yaml")
     presets = params["presets"]
-    touched = {k for p in presets.values() for k in p}
-    assert touched <= set(presets["default"]), "every key a preset touches must be restored by `default`"
-    for key, value in presets["default"].items():
-        if isinstance(value, dict):
-            for sub, v in value.items():
-                assert params[key][sub] == v, f"presets.default.{key}.{sub} out of sync"
-        else:
-            assert params[key] == value, f"presets.default.{key} out of sync with the top level"
+    default = _key_paths(presets["default"])
+    for name, preset in presets.items():
+        for path in _key_paths(preset):
+            # a preset may replace a whole mapping that `default` restores as a whole
+            assert any(path[:len(d)] == d for d in default), \
+                f"presets.{name}.{'.'.join(path)}: not restored by `default`"
+    for path, value in default.items():
+        node = params
+        for key in path:
+            node = node[key]
+        assert node == value, f"presets.default.{'.'.join(path)} out of sync with the top level"
+
+
+def test_presets_compose_on_the_shipped_values_and_default_restores_them(tmp_path):
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    shipped = yaml.safe_load(path.read_text())
+    from polyrefusal.stages.preset import apply_preset
+
+    for names in (["paper"], ["paper_70b"], ["ci", "rainbow"]):
+        apply_preset(str(path), *names)
+        active = load_params(path)
+        assert active["preset"] == "+".join(names)
+        for name in names:
+            for key_path, value in _key_paths(active["presets"][name]).items():
+                node = active
+                for key in key_path:
+                    node = node[key]
+                assert node == value, f"{names}: {'.'.join(key_path)}"
+    apply_preset(str(path), "ci", "rainbow")
+    assert load_params(path)["audit_models"] == {}  # paper_70b's empty mapping, then default's
+    apply_preset(str(path), "default")
+    assert yaml.safe_load(path.read_text()) == shipped
 
 
 @pytest.mark.parametrize("mutate, field", [

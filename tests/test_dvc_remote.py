@@ -11,7 +11,6 @@ from __future__ import annotations
 import filecmp
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,7 @@ TARGETS = ["results/corpus/source.parquet", "results/split/assignment.json"]
 
 
 def sync(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    # `polyrefusal sync` once registered in cli.py; the module's own entry point until then.
-    return run_cli([sys.executable, "-m", "polyrefusal.stages.sync", *args], cwd=cwd, check=check)
+    return run_cli(["polyrefusal", "sync", *args], cwd=cwd, check=check)
 
 
 def clone(origin: Path, dest: Path) -> Path:

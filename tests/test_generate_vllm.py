@@ -105,6 +105,19 @@ def test_engine_options_come_from_params(tiny_model, vllm_log):
                                 "gpu_memory_utilization": 0.5, "max_model_len": 1024}
 
 
+@pytest.mark.parametrize("visible, expected", [(None, 1), ("", 1), ("3", 1), ("0,1,2,3", 4)])
+def test_tensor_parallel_size_defaults_to_the_gpus_the_job_was_given(tiny_model, vllm_log, monkeypatch,
+                                                                    visible, expected):
+    """gpu_pool (or Slurm) sets CUDA_VISIBLE_DEVICES to the job's devices: a model with
+    `gpus: 4` in params is sharded over all four without a vLLM setting of its own."""
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    runner.load_generator("vllm", spec(tiny_model))
+    assert vllm_log["init"]["tensor_parallel_size"] == expected
+
+
 def test_one_chat_call_per_chunk_with_the_spec_sampling(tiny_model, vllm_log):
     g = runner.load_generator("vllm", spec(tiny_model, temperature=0.5, top_p=0.9, system_prompt="S"))
     answers = g.generate(PROMPTS)

@@ -77,7 +77,7 @@ def make_project(root: Path, *, audit: bool = True, capability: bool = True, two
     if report:
         params["report"] = report
     if audit:
-        params["audit_models"] = {"audit_x": {"path": "some/model", "backend": "transformers"}}
+        params["audit_models"] = {"audit_x": {"path": "some/model", "backend": "transformers", "gpus": 0}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     models = ["base", *(["audit_x"] if audit else []), *CONFIGS]
     res = root / "results"

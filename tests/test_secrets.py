@@ -80,7 +80,7 @@ def judge_or_echo(messages, params):
 
 
 def test_keys_come_from_the_environment_and_leak_nowhere(tmp_path, capsys):
-    targets = ["results/answers/base", "results/eval/base/de.json"]
+    targets = ["results/answers/base", "results/eval/base"]
     outputs: list[str] = []
     with FakeDeepL(auth_key=DEEPL_KEY) as deepl, FakeOpenAI(api_key=OPENAI_KEY, responder=judge_or_echo) as openai:
         proj = small_project(tmp_path / "proj", deepl, openai)
@@ -107,7 +107,7 @@ def test_keys_come_from_the_environment_and_leak_nowhere(tmp_path, capsys):
         judged = pytest.importorskip("pandas").read_parquet(proj / "results/judged/de.parquet")
         assert "llm_judge" in judged["chosen_verdicts"].iloc[0]
         # DVC records what exists (the lock, the cache, the run cache), with the keys still set.
-        c = cli(["dvc", "commit", "--force", "--with-deps", "judge@de", "evaluate_base@de"], proj, extra_env=env)
+        c = cli(["dvc", "commit", "--force", "--with-deps", "judge@de", "evaluate_base"], proj, extra_env=env)
         outputs.extend([c.stdout, c.stderr])
         assert c.returncode == 0, c.stderr[-3000:]
         # 4. Generation failing mid-run (HTTP 500 after the retry): the error path of generate.

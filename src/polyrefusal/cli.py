@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "base-model": ("base_model", "build the embedded base model, or resolve a real one"),
     "train": ("train", "DPO-train one training configuration"),
     "generate": ("generate", "answer test prompts with one model (response-cached)"),
-    "evaluate": ("evaluate", "judge one model's answers in one language and score them"),
+    "evaluate": ("evaluate", "judge one model's answers in every language and score them"),
     "capability": ("capability", "multiple-choice capability per language (lm-evaluation-harness)"),
     "report": ("report", "aggregate scores into CSVs and the report"),
     "sync": ("sync", "after `dvc pull`: verify hashes against dvc.lock and mark Snakemake outputs up to date"),

@@ -4,7 +4,9 @@ An optional extra (``pip install 'polyrefusal[vllm]'``), imported when the backe
 never at module import. ``LLM.chat`` applies the model's chat template and schedules all
 prompts of a call itself (continuous batching), so the runner hands it large chunks.
 
-Settings (``spec.extra``): ``tensor_parallel_size`` (default 1), ``gpu_memory_utilization``
+Settings (``spec.extra``): ``tensor_parallel_size`` (default: every GPU the job was given,
+``CUDA_VISIBLE_DEVICES`` as ``polyrefusal.gpu_pool`` or Slurm set it, so a model's ``gpus`` in
+params is all it takes to shard a 70B model), ``gpu_memory_utilization``
 (default 0.9), ``max_model_len``, ``enforce_eager``, ``chat_template``, ``chunk_size`` (prompts
 per call between cache flushes, default 1024). Each request is seeded with ``spec.seed``, so a
 sampled answer depends on its prompt only, not on what else was in the batch.
@@ -23,6 +25,14 @@ LLM_OPTIONS = {"tensor_parallel_size": int, "gpu_memory_utilization": float, "ma
                "enforce_eager": bool}
 
 
+def visible_gpus() -> int:
+    """The number of devices in CUDA_VISIBLE_DEVICES (at least 1; unset: 1)."""
+    import os
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return max(1, len([d for d in visible.split(",") if d.strip()]))
+
+
 @GENERATORS.register("vllm")
 class VLLMGenerator(Generator):
     answer_extras = ("chat_template",)
@@ -37,7 +47,7 @@ class VLLMGenerator(Generator):
         self._vllm = vllm
         where = locate_model(spec.path, spec.revision)
         options = {k: cast(spec.extra[k]) for k, cast in LLM_OPTIONS.items() if spec.extra.get(k) is not None}
-        options.setdefault("tensor_parallel_size", 1)
+        options.setdefault("tensor_parallel_size", visible_gpus())
         options.setdefault("gpu_memory_utilization", 0.9)
         # A cached hub snapshot is passed as its directory: vLLM then needs no network.
         revision = None if where.local_only else spec.revision

@@ -284,21 +284,3 @@ def run(args):
     print(f"sync: {len(info['targets'])} output(s) of {len(info['locked'])} stage(s) verified against dvc.lock, "
           f"{aligned} dated alike for Snakemake ({saved} hash(es) kept for DVC); `snakemake -n` has nothing to do")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:  # until `polyrefusal sync` is registered in cli.py
-    import argparse
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    parser = argparse.ArgumentParser(prog="polyrefusal sync", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args) or 0
-    except UserError as exc:
-        print(f"polyrefusal sync: error: {exc.format()}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -339,10 +339,14 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
                # from the log, so a resumed run reports what an uninterrupted one does
                "train_loss": sum(losses) / len(losses) if losses else None,
                "final_loss": last.get("loss"), "final_reward_margin": last.get("reward_margin"),
-               "final_reward_accuracy": last.get("reward_accuracy"),
-               "resumed_from_step": int(resume_from.name.split("-")[1]) if resume_from else None,
-               "ref_logps_cache": getattr(trainer, "ref_cache_stats", None)}
+               "final_reward_accuracy": last.get("reward_accuracy")}
     write_json(tmp / "metrics.json", metrics)
+    # Run provenance goes to the log and the caller, not into the model directory: a run resumed
+    # after a kill, or one that found its reference log-probs stored, must leave the same
+    # files (the same DVC hash) as an uninterrupted first run.
+    provenance = {"resumed_from_step": int(resume_from.name.split("-")[1]) if resume_from else None,
+                  "ref_logps_cache": getattr(trainer, "ref_cache_stats", None)}
+    log.info("train %s: provenance %s", name, provenance)
     card = {"base_model": base_path, "base_digest": base_digest, "data_digest": data_digest,
             "data_files": {str(f): d for f, d in zip(pair_files, digests)}, "configuration": name,
             "selection": {k: spec.get(k) for k in ("langs", "groups", "strategies", "include_general")},
@@ -353,7 +357,7 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # the final model supersedes the checkpoints
-    return metrics
+    return {**metrics, **provenance}
 
 
 def checkpointing_arg(config_cls, on: bool) -> dict:
