@@ -7,8 +7,10 @@ directory and renamed into place, so a killed job never leaves a file that looks
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -20,12 +22,45 @@ os.umask(_UMASK)
 MAX_LINE_BYTES = 1_000_000  # one JSONL record; a 10 MB "prompt" is a user error, not a prompt
 
 
+def _writer_tag() -> str:
+    """Host and process of a temporary's writer, in its name: ``<host>-<pid>``."""
+    return f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Temporaries of ``path`` that a writer on this host left when it was killed mid-write
+    (its process is gone), removed. Another host's temporaries (a shared file system) and a
+    live writer's are left alone: only this host can tell whether its processes are alive."""
+    host = socket.gethostname().split(".")[0]
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*"):
+        pid = tmp.name[len(f".{path.name}.{host}-"):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success. The
+    temporary is named after its writer (``.<name>.<host>-<pid>.<random><suffix>``), so the next
+    write of ``path`` removes what a killed writer left (``remove_stale_temporaries``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs are ordinary files

@@ -592,7 +592,11 @@ def document(opts: Options, ctx) -> Document:
 
     params, langs, models = ctx["params"], ctx["langs"], ctx["models"]
     B = opts.n_resamples
-    judge = params.get("evaluate", {}).get("judge")
+    scoring = params.get("evaluate", {})
+    judge = scoring.get("judge")
+    if isinstance(judge, list):  # an ensemble: its rule, and who settles disagreements
+        judge = f"{' + '.join(judge)}, {scoring.get('rule', 'unanimous')}" + (
+            f", adjudicated by {scoring['adjudicator']}" if scoring.get("adjudicator") else "")
     doc = Document("polyrefusal report")
     doc.intro.append(Para(
         f"Preset: `{params.get('preset')}`; languages: {', '.join(langs)}; base model: "

@@ -1,0 +1,46 @@
+"""io.atomic_path: a write either lands whole or not at all, and the temporary a killed writer
+left behind is removed by the next write of the same file on the same host."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from polyrefusal.io import atomic_path, remove_stale_temporaries, write_text
+
+
+def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "de.parquet"
+    # A writer SIGKILLed while its temporary exists (no chance to clean up).
+    code = ("import os, sys, time; from polyrefusal.io import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n"
+            "    tmp.write_text('partial'); print(tmp, flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True)
+    left = proc.stdout.readline().strip()
+    assert os.path.exists(left)
+    # While the writer lives, its temporary is not stale.
+    assert remove_stale_temporaries(target) == []
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert os.path.exists(left) and not target.exists()
+    # Another host's temporary on a shared file system, and another file's, stay.
+    foreign = tmp_path / ".de.parquet.otherhost-1.abc.tmp"
+    other = tmp_path / ".en.parquet.x-1.abc.tmp"
+    foreign.write_text(""), other.write_text("")
+    write_text(target, "done")
+    assert target.read_text() == "done"
+    assert not os.path.exists(left)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([foreign.name, other.name, "de.parquet"])
