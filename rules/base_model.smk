@@ -16,5 +16,5 @@ rule base_model:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
+        "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
         "polyrefusal base-model {output} 2> {log}"

@@ -20,5 +20,5 @@ rule capability:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
+        "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
         "polyrefusal capability --model {input} --name {wildcards.model} {output} 2> {log}"

@@ -26,9 +26,12 @@ def mem_mb(stage):
     return lambda wildcards, attempt: COMPUTE["mem_mb"][stage] * attempt
 
 # The command of every stage that may use GPUs runs under `python -m polyrefusal.gpu_pool --gpus
-# {resources.gpu} --`: Snakemake counts the `gpu` resource but does not say which devices a job
+# {params.gpus} --`: Snakemake counts the `gpu` resource but does not say which devices a job
 # gets; the pool hands each job its own (CUDA_VISIBLE_DEVICES) and takes them back when the job
 # ends, however it ends. `train` adds `--accelerate`: one process per GPU (data-parallel DPO).
+# The count comes from params, not {resources.gpu}: Snakemake silently lowers a resource to what
+# `--resources` allows, and a job must never run on fewer GPUs than it declares (the pool
+# refuses a count larger than the machine has, with an error).
 
 
 wildcard_constraints:

@@ -21,6 +21,6 @@ rule evaluate:
     conda:
         "../envs/core.yaml"
     shell:
-        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
+        "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
         "polyrefusal evaluate --params params.yaml --model {wildcards.model} "
         "{input} {output} 2> {log}"

@@ -19,6 +19,6 @@ rule generate:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
+        "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
         "polyrefusal generate --model {input.model} --name {wildcards.model} "
         "--cache-dir {params.cache} --out-dir {output} --pairs-dir results/pairs 2> {log}"

@@ -17,6 +17,6 @@ rule judge:
     conda:
         "../envs/core.yaml"
     shell:
-        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
+        "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
         "polyrefusal judge --params params.yaml --fields chosen,rejected "
         "{input} {output} 2> {log}"

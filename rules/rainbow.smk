@@ -23,5 +23,5 @@ rule rainbow:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
+        "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
         "polyrefusal rainbow --params params.yaml {params.archive} {output} 2> {log}"

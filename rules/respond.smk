@@ -17,5 +17,5 @@ rule respond:
     conda:
         "../envs/core.yaml"
     shell:
-        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
+        "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
         "polyrefusal respond --backend {params.backend} {input} {output} 2> {log}"

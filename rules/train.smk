@@ -20,7 +20,7 @@ rule train:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} --accelerate -- "
+        "python -m polyrefusal.gpu_pool --gpus {params.gpus} --accelerate -- "
         "polyrefusal train --config {wildcards.config} --base {input.base} "
         "--pairs-dir results/pairs --checkpoints results/.checkpoints "
         "--ref-logps-dir results/.ref_logps {output} 2> {log}"

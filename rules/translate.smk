@@ -22,7 +22,7 @@ rule translate:
     conda:
         "../envs/core.yaml"
     shell:
-        "python -m polyrefusal.gpu_pool --gpus {resources.gpu} -- "
+        "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
         "polyrefusal translate --backend {params.backend} --params params.yaml "
         "--source {params.source} --target {wildcards.lang} --fields text,chosen,rejected "
         "--memory {params.memory} --usage {output.usage} --review {output.review} "

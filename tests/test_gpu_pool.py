@@ -189,8 +189,9 @@ def test_snakemake_gpu_jobs_side_by_side(tmp_path):
             input: expand("{out}/j{{i}}.json", i=range(6))
         rule gpu_job:
             output: "{out}/j{{i}}.json"
+            params: gpus=1
             resources: gpu=1
-            shell: "{sys.executable} -m polyrefusal.gpu_pool -q --gpus {{resources.gpu}} -- "
+            shell: "{sys.executable} -m polyrefusal.gpu_pool -q --gpus {{params.gpus}} -- "
                    "{sys.executable} {out}/job.py {{output}} 0.5 0"
     """))
     e = env()
