@@ -129,18 +129,31 @@ def test_llama_guard_score_is_none_without_logits_and_when_disabled():
     assert LlamaGuardJudge(generator=gen, score=False).judge(RECORDS)[0]["score"] is None
 
 
-def test_llama_guard_refuses_its_own_template_around_our_task():
+def test_llama_guard_with_its_own_template_gets_the_conversation_not_our_task():
     class OwnTemplate(FakeGenerator):
         def render(self, prompt):
             return llama_guard_prompt(prompt, "")
-    with pytest.raises(UserError, match="template: full"):
-        LlamaGuardJudge(generator=OwnTemplate(ModelSpec(path="x"))).judge(RECORDS)
+    gen = OwnTemplate(ModelSpec(path="x"))
+    LlamaGuardJudge(generator=gen).judge(RECORDS[:1])
+    assert gen.prompts[0] == [{"role": "user", "content": RECORDS[0]["prompt"]},
+                              {"role": "assistant", "content": RECORDS[0]["response"]}]
 
 
-def test_llama_guard_full_template_sets_a_passthrough_chat_template_for_transformers():
-    j = LlamaGuardJudge(path="/models/llama-guard-3", template="full")
+def test_a_served_llama_guard_gets_the_conversation_and_refuses_raw_modes():
+    judge = LlamaGuardJudge(backend="openai", path="meta-llama/Llama-Guard-3-8B")
+    assert judge.resolved_template() == "chat"  # no probe: the server applies the template
+    prompts = judge.build_prompts(RECORDS[:1])
+    assert [t["role"] for t in prompts[0]] == ["user", "assistant"]
+    for mode in ("full", "inner"):
+        with pytest.raises(UserError, match="wrap the task twice"):
+            LlamaGuardJudge(backend="openai", path="m", template=mode)
+
+
+@pytest.mark.parametrize("backend", ["transformers", "vllm"])
+def test_llama_guard_full_template_sets_a_passthrough_chat_template(backend):
+    j = LlamaGuardJudge(backend=backend, path="/models/llama-guard-3", template="full")
     assert "chat_template" in j.make_spec().extra
-    assert "chat_template" not in LlamaGuardJudge(path="/m").make_spec().extra
+    assert "chat_template" not in LlamaGuardJudge(backend=backend, path="/m").make_spec().extra
 
 
 def test_malformed_outputs_are_unparsed_and_kept_for_audit():
@@ -369,6 +382,27 @@ def test_guards_run_end_to_end_on_the_tiny_model(tiny_model, name, options, tmp_
         assert all(v["score"] is not None and 0.0 <= v["score"] <= 1.0 for v in verdicts)
     if name == "polyguard":
         assert rendered.startswith("<|system|>\nYou are a classifier")
+
+
+#: A stand-in for Llama Guard 3's own chat template: it builds the moderation task around the
+#: conversation (the real one lists the categories too).
+GUARD_TEMPLATE = ("{{ bos_token }}Task: check the last Agent message.\n<BEGIN CONVERSATION>\n"
+                  "{% for m in messages %}{{ 'User' if m['role'] == 'user' else 'Agent' }}: {{ m['content'] }}\n"
+                  "{% endfor %}<END CONVERSATION>\n")
+
+
+def test_llama_guard_with_its_own_template_end_to_end(tiny_model):
+    judge = JUDGES.create("llama_guard", backend="transformers", path=tiny_model, max_new_tokens=4,
+                          extra={"torch_threads": 1, "chat_template": GUARD_TEMPLATE})
+    try:
+        assert judge.resolved_template() == "chat"
+        verdicts = judge.judge(RECORDS)
+        rendered = judge.generator.render(judge.build_prompts(RECORDS[:1])[0])
+    finally:
+        judge.close()
+    assert rendered.count("<BEGIN CONVERSATION>") == 1  # the task built once, by the model's template
+    assert f"User: {RECORDS[0]['prompt']}" in rendered and f"Agent: {RECORDS[0]['response']}" in rendered
+    assert len(verdicts) == 2 and all(v["score"] is not None for v in verdicts)
 
 
 def test_guard_answers_go_through_the_response_cache(tiny_model, tmp_path):
