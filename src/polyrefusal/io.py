@@ -22,9 +22,8 @@ os.umask(_UMASK)
 MAX_LINE_BYTES = 1_000_000  # one JSONL record; a 10 MB "prompt" is a user error, not a prompt
 
 
-def _writer_tag() -> str:
-    """Host and process of a temporary's writer, in its name: ``<host>-<pid>``."""
-    return f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
+def _host() -> str:
+    return socket.gethostname().split(".")[0]
 
 
 def _alive(pid: int) -> bool:
@@ -41,7 +40,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     """Temporaries of ``path`` that a writer on this host left when it was killed mid-write
     (its process is gone), removed. Another host's temporaries (a shared file system) and a
     live writer's are left alone: only this host can tell whether its processes are alive."""
-    host = socket.gethostname().split(".")[0]
+    host = _host()
     removed = []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*"):
         pid = tmp.name[len(f".{path.name}.{host}-"):].split(".", 1)[0]
@@ -60,7 +59,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=suffix or ".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs are ordinary files
