@@ -48,7 +48,8 @@ def apply_preset(path: str, *names: str) -> None:
     for name in names:
         if name not in presets:
             raise UserError(f"unknown preset {name!r}; available: {', '.join(presets)}", file=path, field="presets")
-    for name in dict.fromkeys(["default", *names]):
+    base = ["default"] if "default" in presets else []  # the shipped values, where declared
+    for name in dict.fromkeys([*base, *names]):
         _merge(doc, copy.deepcopy(dict(presets[name])))  # copies: no YAML anchors
     doc["preset"] = "+".join(names)
     import json
