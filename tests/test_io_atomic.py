@@ -44,3 +44,22 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     assert target.read_text() == "done"
     assert not os.path.exists(left)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([foreign.name, other.name, "de.parquet"])
+
+
+def test_a_directory_is_replaced_whole_or_not_at_all(tmp_path):
+    from polyrefusal.io import atomic_dir
+
+    out = tmp_path / "eval" / "base"
+    out.mkdir(parents=True)
+    (out / "old.json").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(out) as tmp:
+            (tmp / "en.json").write_text("half")
+            raise RuntimeError("failed")
+    assert [p.name for p in out.iterdir()] == ["old.json"] and not (tmp_path / "eval" / ".base.tmp").exists()
+    (tmp_path / "eval" / ".base.tmp").mkdir()  # what a killed writer leaves
+    (tmp_path / "eval" / ".base.tmp" / "stale").write_text("")
+    with atomic_dir(out) as tmp:
+        assert list(tmp.iterdir()) == []
+        (tmp / "en.json").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["en.json"] and not (tmp_path / "eval" / ".base.tmp").exists()

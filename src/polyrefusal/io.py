@@ -10,6 +10,7 @@ import contextlib
 import glob
 import json
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -72,6 +73,24 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty sibling directory (``.<name>.tmp``); on success it replaces ``path``
+    whole, so a killed job never leaves a directory output that looks complete. One left by a
+    killed writer is cleared by the next one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

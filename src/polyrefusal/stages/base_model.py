@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
-from ..io import write_json
+from ..io import atomic_dir, write_json
 from ..params import load_params
 from ..training.models import POINTER
 
@@ -25,26 +24,21 @@ def run(args):
     if args.audit:
         return write_audit_pointer(params, args.audit, Path(args.out))
     cfg = params["base_model"]
-    out = Path(args.out)
-    # Build into a sibling temp dir and rename: a killed build never looks complete.
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if cfg["source"] == "embedded":
-        import torch
+    # Built beside the output and renamed: a killed build never looks complete.
+    with atomic_dir(args.out) as tmp:
+        if cfg["source"] == "embedded":
+            import torch
 
-        from ..training.embedded import build_embedded_base
+            from ..training.embedded import build_embedded_base
 
-        torch.set_num_threads(int(params["dpo"].get("torch_threads", 1)))
-        meta = build_embedded_base(tmp, params["languages"], cfg["embedded"])
-        write_json(tmp / "build.json", meta)
-        log.info("base-model: embedded model, %d parameters, final SFT loss %.3f",
-                 meta["parameters"], meta["sft_loss"][-1])
-    else:
-        write_json(tmp / POINTER, {"path": cfg["source"], "revision": cfg.get("revision")})
-        log.info("base-model: using %s", cfg["source"])
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+            torch.set_num_threads(int(params["dpo"].get("torch_threads", 1)))
+            meta = build_embedded_base(tmp, params["languages"], cfg["embedded"])
+            write_json(tmp / "build.json", meta)
+            log.info("base-model: embedded model, %d parameters, final SFT loss %.3f",
+                     meta["parameters"], meta["sft_loss"][-1])
+        else:
+            write_json(tmp / POINTER, {"path": cfg["source"], "revision": cfg.get("revision")})
+            log.info("base-model: using %s", cfg["source"])
 
 
 def write_audit_pointer(params: dict, name: str, out: Path) -> None:
@@ -54,11 +48,7 @@ def write_audit_pointer(params: dict, name: str, out: Path) -> None:
     spec = (params.get("audit_models") or {}).get(name)
     if not spec or not spec.get("path"):
         raise UserError(f"audit model {name!r} needs a `path`", field=f"audit_models.{name}")
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write_json(tmp / POINTER, {"path": spec["path"], "revision": spec.get("revision"),
-                               "backend": spec.get("backend")})
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        write_json(tmp / POINTER, {"path": spec["path"], "revision": spec.get("revision"),
+                                   "backend": spec.get("backend")})
     log.info("base-model: audit model %s -> %s", name, spec["path"])

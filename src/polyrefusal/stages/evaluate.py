@@ -21,11 +21,10 @@ answers whose identified language is the prompt's.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from ..errors import UserError
-from ..io import read_records, write_json, write_records
+from ..io import atomic_dir, read_records, write_json, write_records
 from ..scoring.langid import LIBRARY, identify
 
 log = logging.getLogger(__name__)
@@ -61,16 +60,16 @@ def score(records: list[dict], lang: str) -> dict:
 
 
 def judge_plan(params: dict, judges_override: list[str] | None, source: str) -> dict:
-    """Judges, rule, adjudicator and per-judge options for scoring answers."""
+    """Judges, rule, adjudicator and per-judge options (the `judge:` block's, as the judge
+    stage reads them) for scoring answers."""
+    from .judge import options_from_params
+
     spec = params["evaluate"]
     judges = judges_override or spec["judge"]
     judges = [judges] if isinstance(judges, str) else list(judges)
-    options = (params.get("judge") or {}).get("options") or {}
-    if not isinstance(options, dict):
-        raise UserError("judge.options must map judge names to options", file=source, field="judge.options")
     return {"judges": judges, "rule": spec.get("rule", "unanimous"),
             "adjudicator": None if judges_override else spec.get("adjudicator"),
-            "judge_configs": {k: dict(v or {}) for k, v in options.items()}}
+            "judge_configs": options_from_params(params.get("judge") or {}, source)}
 
 
 def read_answers(path: Path) -> list[dict]:
@@ -96,20 +95,15 @@ def run(args):
     # One call over every language: the judges are built (a guard model loaded) once.
     every = [r for lang in langs for r in answers[lang]]
     judged = judge_records(every, **plan)
-    out = Path(args.out_dir)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     start = 0
-    for lang in langs:
-        part = judged[start:start + len(answers[lang])]
-        start += len(answers[lang])
-        for r in part:
-            r["answer_lang"] = identify(r["response"])
-        scores = {"model": args.model, "lang": lang, "judges": plan["judges"], "rule": plan["rule"],
-                  **score(part, lang)}
-        write_records(tmp / f"{lang}.judged.jsonl", part)
-        write_json(tmp / f"{lang}.json", scores)
-        log.info("evaluate %s/%s: ASR %s over %d", args.model, lang, scores["asr"], scores["n"])
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with atomic_dir(args.out_dir) as tmp:
+        for lang in langs:
+            part = judged[start:start + len(answers[lang])]
+            start += len(answers[lang])
+            for r in part:
+                r["answer_lang"] = identify(r["response"])
+            scores = {"model": args.model, "lang": lang, "judges": plan["judges"], "rule": plan["rule"],
+                      **score(part, lang)}
+            write_records(tmp / f"{lang}.judged.jsonl", part)
+            write_json(tmp / f"{lang}.json", scores)
+            log.info("evaluate %s/%s: ASR %s over %d", args.model, lang, scores["asr"], scores["n"])

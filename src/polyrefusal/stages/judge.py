@@ -83,6 +83,19 @@ def load_judge_config(path: str | None) -> dict:
     return {str(k): dict(v or {}) for k, v in cfg.items()}
 
 
+def options_from_params(plan: dict, source: str | None) -> dict:
+    """Per-judge options of a params ``judge:`` block (``options``: judge name -> mapping)."""
+    options = plan.get("options") or {}
+    if not isinstance(options, dict):
+        raise UserError("judge.options must map judge names to options", file=source, field="judge.options")
+    configs = {}
+    for k, v in options.items():
+        if v is not None and not isinstance(v, dict):
+            raise UserError("options must be a mapping", file=source, field=f"judge.options.{k}")
+        configs[str(k)] = dict(v or {})
+    return configs
+
+
 def run(args):
     from ..judges.base import JUDGES
 
@@ -113,14 +126,7 @@ def run(args):
     fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     if not fields:
         raise UserError("--fields names no field", field="fields")
-    options = plan.get("options") or {}
-    if not isinstance(options, dict):
-        raise UserError("judge.options must map judge names to options", file=args.params, field="judge.options")
-    configs = {}
-    for k, v in options.items():
-        if v is not None and not isinstance(v, dict):
-            raise UserError("options must be a mapping", file=args.params, field=f"judge.options.{k}")
-        configs[str(k)] = dict(v or {})
+    configs = options_from_params(plan, args.params)
     for name, opts in load_judge_config(args.judge_config).items():
         configs[name] = {**configs.get(name, {}), **opts}
     for name in configs:
