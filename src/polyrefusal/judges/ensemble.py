@@ -139,7 +139,23 @@ def _public(v: dict, covered: bool) -> dict:
             "raw": v.get("raw") if label == "unparsed" else None}
 
 
-def check_plan(judges, rule: str, adjudicator: str | None) -> list[str]:
+def judge_kind(name: str, judge_configs: dict | None = None) -> str:
+    """The registered judge behind ``name``: ``name`` itself, or the ``judge`` key of its
+    options, so one judge kind can run as several named instances (MiJaBench's panel: three
+    ``llm_judge`` instances on three models, ``options: {qwen3: {judge: llm_judge, path: ...}}``)."""
+    options = (judge_configs or {}).get(name)
+    kind = options.get("judge") if isinstance(options, dict) else None
+    return kind if isinstance(kind, str) and kind else name
+
+
+def _instance_options(name: str, judge_configs: dict | None) -> dict:
+    options = (judge_configs or {}).get(name) or {}
+    if not isinstance(options, dict):
+        raise UserError(f"options of judge {name!r} must be a mapping", field=name)
+    return {k: v for k, v in options.items() if k != "judge"}
+
+
+def check_plan(judges, rule: str, adjudicator: str | None, judge_configs: dict | None = None) -> list[str]:
     if isinstance(judges, str):
         judges = [judges]
     judges = list(judges or [])
@@ -156,7 +172,7 @@ def check_plan(judges, rule: str, adjudicator: str | None) -> list[str]:
     if adjudicator and adjudicator in judges:
         raise UserError(f"the adjudicator {adjudicator!r} is also one of the judges", field="adjudicator")
     for name in judges + ([adjudicator] if adjudicator else []):
-        JUDGES.get(name, field="judge")  # unknown name -> UserError listing the judges
+        JUDGES.get(judge_kind(name, judge_configs), field="judge")  # unknown -> UserError listing the judges
     return judges
 
 
@@ -178,14 +194,12 @@ class JudgePool:
 
     def get(self, name: str) -> Judge:
         if name not in self._instances:
-            options = self.configs.get(name) or {}
-            if not isinstance(options, dict):
-                raise UserError(f"options of judge {name!r} must be a mapping", field=name)
-            self._instances[name] = JUDGES.create(name, **options)
+            options = _instance_options(name, self.configs)
+            self._instances[name] = JUDGES.create(judge_kind(name, self.configs), **options)
         return self._instances[name]
 
     def covered(self, name: str, lang) -> bool:
-        return JUDGES.get(name).covers(lang, self.configs.get(name))
+        return JUDGES.get(judge_kind(name, self.configs)).covers(lang, _instance_options(name, self.configs))
 
     def close(self) -> None:
         for judge in self._instances.values():
@@ -197,7 +211,7 @@ def judge_fields(records: list[dict], *, judges: list[str], fields: list[str], r
                  adjudicator: str | None = None, judge_configs: dict | None = None,
                  source: str | None = None, pool: JudgePool | None = None) -> list[dict]:
     """``judge_records`` for several fields at once, sharing the judge instances."""
-    judges = check_plan(judges, rule, adjudicator)
+    judges = check_plan(judges, rule, adjudicator, judge_configs if pool is None else pool.configs)
     own_pool = pool is None
     pool = pool or JudgePool(judge_configs)
     try:

@@ -112,7 +112,7 @@ def run(args):
     if not args.inp or not args.out:
         raise UserError("give IN and OUT files (or --audit-import)")
 
-    from ..judges.ensemble import JudgePool, judge_fields
+    from ..judges.ensemble import JudgePool, judge_fields, judge_kind
 
     plan: dict = {}
     if args.params:
@@ -129,9 +129,9 @@ def run(args):
     configs = options_from_params(plan, args.params)
     for name, opts in load_judge_config(args.judge_config).items():
         configs[name] = {**configs.get(name, {}), **opts}
-    for name in configs:
-        if name not in JUDGES.names():
-            raise UserError(f"unknown judge {name!r}; available: {', '.join(JUDGES.names())}",
+    for name in configs:  # a named instance ({judge: llm_judge, ...}) names its kind
+        if judge_kind(name, configs) not in JUDGES.names():
+            raise UserError(f"unknown judge {judge_kind(name, configs)!r}; available: {', '.join(JUDGES.names())}",
                             file=args.judge_config or args.params, field=name)
     records = read_records(args.inp, with_lines=True)
     pool = JudgePool(configs)

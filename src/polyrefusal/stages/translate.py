@@ -20,11 +20,14 @@ from pathlib import Path
 from ..errors import BackendError, UserError
 from ..io import read_records, write_json, write_records
 from ..translate import quality
-from ..translate.driver import translate_records
+from ..translate.driver import merge_native, split_by_language, translate_records
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MEMORY = "results/translation_memory"
+#: ``translate.backend`` for a corpus that brings every language itself (MiJaBench: English and
+#: Portuguese prompts written apart, not translations of each other): nothing is translated.
+NO_TRANSLATION = "none"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="params.yaml: defaults for --backend, --memory and the backend "
                              "options (translate.*), and the languages language id chooses among")
     parser.add_argument("--backend",
-                        help="memory (built-in; the default without --params) | deepl | transformers")
+                        help="memory (built-in; the default without --params) | deepl | transformers | none "
+                             "(no machine translation: each language keeps the rows the corpus has in it)")
     parser.add_argument("--source", default="en", help="source language (default: en)")
     parser.add_argument("--target", required=True, help="target language")
     parser.add_argument("--memory", metavar="DIR",
@@ -96,10 +100,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("no fields to translate", field="--fields")
 
     records = read_records(args.input, with_lines=True)
+    to_translate, native = split_by_language(records, args.source, args.target)
+    if backend == NO_TRANSLATION:  # each language keeps only the prompts the corpus has in it
+        to_translate = [] if args.source != args.target else to_translate
     common = dict(backend=backend, memory_dir=memory_dir, options=options, fields=fields)
     try:
-        translated, usage = translate_records(records, source=args.source, target=args.target,
+        translated, usage = translate_records(to_translate, source=args.source, target=args.target,
                                               **common)
+        translated = merge_native(translated, native)
+        if native:
+            usage["native"] = len(native)
         flags: list[dict] = []
         usage["flagged_langid"] = usage["flagged_chrf"] = 0
         if args.source != args.target:

@@ -90,7 +90,7 @@ def translate_records(records: list[dict], *, backend: str, source: str, target:
     usage = {"backend": backend, "source": source, "target": target, "records": len(records),
              "texts": len(unique), "hits": 0, "misses": 0, "characters_sent": 0,
              "characters_billed": 0, "requests": 0}
-    if source == target:  # a copy: the source language is its own translation
+    if source == target or not unique:  # a copy (the source language is its own translation), or nothing to do
         usage["texts"] = 0
         return out, usage
 
@@ -142,3 +142,32 @@ def translate_records(records: list[dict], *, backend: str, source: str, target:
     for i, field, text in slots.items:
         out[i][field] = translated.get(text, text)
     return out, usage
+
+
+def split_by_language(records: list[dict], source: str, target: str) -> tuple[list[dict], list[dict]]:
+    """(rows to translate, rows already in ``target``) of a corpus that may hold several
+    languages (an import of MiJaBench or RefusEU, see ``polyrefusal.corpus``): rows in
+    ``source`` are translated, rows in ``target`` are the corpus's own text for that language,
+    rows in any other language belong to another target and are left out. A row that names
+    no language is in ``source``."""
+    def lang(r: dict):
+        return r.get("lang") or source
+
+    if source == target:
+        return [r for r in records if lang(r) == source], []
+    return [r for r in records if lang(r) == source], [r for r in records if lang(r) == target]
+
+
+def merge_native(translated: list[dict], native: list[dict]) -> list[dict]:
+    """The translations with each prompt the corpus already has in the target language in
+    place of the machine translation of the same ``source_id``; native rows without a source
+    counterpart follow, in corpus order."""
+    by_source = {r.get("source_id"): r for r in native if r.get("source_id") is not None}
+    used: set = set()
+    out = []
+    for rec in translated:
+        own = by_source.get(rec.get("source_id"))
+        if own is not None:
+            used.add(rec.get("source_id"))
+        out.append(own if own is not None else rec)
+    return out + [r for r in native if r.get("source_id") not in used]
