@@ -52,7 +52,7 @@ def jsonl(*records) -> bytes:
 def ci_params() -> dict:
     """The repository's params with the `ci` preset applied (what the pipeline tests run)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    for key, value in params["presets"]["ci"].items():
+    for key, value in yaml.safe_load((ROOT / "configs/presets/ci.yaml").read_text(encoding="utf-8")).items():
         params[key] = {**params[key], **value} if isinstance(value, dict) else value
     params["preset"] = "ci"
     return params

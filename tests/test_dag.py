@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -71,55 +70,6 @@ def test_every_rule_has_log_and_benchmark_and_lint_is_clean():
         text = smk.read_text()
         for n_rules in [text.count("\nrule ") + text.startswith("rule ")]:
             assert text.count("log:") >= n_rules and text.count("benchmark:") >= n_rules, smk.name
-
-
-def _key_paths(tree: dict, prefix=()) -> dict:
-    """{path: value} down to the leaves; an empty mapping is a leaf (it replaces the value)."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(_key_paths(value, prefix + (key,)))
-        else:
-            out[prefix + (key,)] = value
-    return out
-
-
-def test_params_validate_and_default_preset_matches_top_level():
-    params = load_params(ROOT / "params.yaml")
-    presets = params["presets"]
-    default = _key_paths(presets["default"])
-    for name, preset in presets.items():
-        for path in _key_paths(preset):
-            # a preset may replace a whole mapping that `default` restores as a whole
-            assert any(path[:len(d)] == d for d in default), \
-                f"presets.{name}.{'.'.join(path)}: not restored by `default`"
-    for path, value in default.items():
-        node = params
-        for key in path:
-            node = node[key]
-        assert node == value, f"presets.default.{'.'.join(path)} out of sync with the top level"
-
-
-def test_presets_compose_on_the_shipped_values_and_default_restores_them(tmp_path):
-    path = tmp_path / "params.yaml"
-    shutil.copy(ROOT / "params.yaml", path)
-    shipped = yaml.safe_load(path.read_text())
-    from polyrefusal.stages.preset import apply_preset
-
-    for names in (["paper"], ["paper_70b"], ["ci", "rainbow"]):
-        apply_preset(str(path), *names)
-        active = load_params(path)
-        assert active["preset"] == "+".join(names)
-        for name in names:
-            for key_path, value in _key_paths(active["presets"][name]).items():
-                node = active
-                for key in key_path:
-                    node = node[key]
-                assert node == value, f"{names}: {'.'.join(key_path)}"
-    apply_preset(str(path), "ci", "rainbow")
-    assert load_params(path)["audit_models"] == {}  # paper_70b's empty mapping, then default's
-    apply_preset(str(path), "default")
-    assert yaml.safe_load(path.read_text()) == shipped
 
 
 @pytest.mark.parametrize("mutate, field", [

@@ -61,7 +61,6 @@ def make_tiny(root: Path) -> tuple[Path, Path, Path]:
                 fh.write(json.dumps(to_trl(r)) + "\n")
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params.update(languages=["en"], train_configs=["tiny"], config_defs={"tiny": ["en"]}, dpo=DPO)
-    params.pop("presets", None)
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params), encoding="utf-8")
     return base, pairs, params_file
