@@ -2,8 +2,10 @@
 
 The real engine is exercised by the shared contract (test_generate_backends.py) where vLLM and
 a GPU exist. Here a minimal fake with vLLM's offline API (``LLM(...)``, ``LLM.chat``,
-``LLM.generate`` with ``prompt_logprobs``, ``SamplingParams``) answers with the transformers
-backend, so what the adapter sends and how it reads the results is checked on any machine.
+``LLM.generate`` with ``prompt_logprobs``, ``SamplingParams``, and ``lora_request=`` on both
+calls as in vllm/entrypoints/llm.py) answers with the transformers backend, so what the adapter
+sends and how it reads the results is checked on any machine. A LoRA request is served by
+loading its ``lora_path`` (an adapter directory) with the transformers backend.
 """
 
 from __future__ import annotations
@@ -47,29 +49,33 @@ def fake_vllm(log: dict) -> types.ModuleType:
             log["init"] = {"model": model, **kwargs}
             self._hf = None
             self._model = model
+            self._tokenizer = kwargs.get("tokenizer") or model
 
-        def _backend(self, params: SamplingParams, system: str | None):
-            spec = ModelSpec(path=self._model, max_new_tokens=params.max_tokens, temperature=params.temperature,
+        def _backend(self, params: SamplingParams, system: str | None, lora=None):
+            path = lora.lora_path if lora is not None else self._model
+            spec = ModelSpec(path=path, max_new_tokens=params.max_tokens, temperature=params.temperature,
                              top_p=params.top_p, seed=params.seed or 0, system_prompt=system)
             return TransformersGenerator(spec)
 
-        def get_tokenizer(self):
-            return self._backend(SamplingParams(), None).tokenizer
+        def get_tokenizer(self, lora_request=None):
+            from transformers import AutoTokenizer
+            return AutoTokenizer.from_pretrained(self._tokenizer)
 
-        def chat(self, conversations, sampling_params, use_tqdm=True, chat_template=None):
-            log.setdefault("chat", []).append((conversations, sampling_params))
+        def chat(self, conversations, sampling_params, use_tqdm=True, chat_template=None, lora_request=None):
+            log.setdefault("chat", []).append((conversations, sampling_params, lora_request))
             outs = []
             for conv in conversations:
                 system = conv[0]["content"] if conv[0]["role"] == "system" else None
-                hf = self._backend(sampling_params, system)
+                hf = self._backend(sampling_params, system, lora_request)
                 text = hf.generate([conv[-1]["content"]])[0]
                 ids = hf.tokenizer.encode(text, add_special_tokens=False)
                 outs.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(text=" " + text, token_ids=ids)]))
             return outs
 
-        def generate(self, requests, sampling_params, use_tqdm=True):
+        def generate(self, requests, sampling_params, use_tqdm=True, lora_request=None):
             assert sampling_params.prompt_logprobs == 0 and sampling_params.max_tokens == 1
-            model = self._backend(sampling_params, None).model
+            log.setdefault("generate_lora", []).append(lora_request)
+            model = self._backend(sampling_params, None, lora_request).model
             outs = []
             for req in requests:
                 ids = torch.tensor([req["prompt_token_ids"]])
@@ -121,7 +127,8 @@ def test_tensor_parallel_size_defaults_to_the_gpus_the_job_was_given(tiny_model,
 def test_one_chat_call_per_chunk_with_the_spec_sampling(tiny_model, vllm_log):
     g = runner.load_generator("vllm", spec(tiny_model, temperature=0.5, top_p=0.9, system_prompt="S"))
     answers = g.generate(PROMPTS)
-    (conversations, params), = vllm_log["chat"]
+    (conversations, params, lora), = vllm_log["chat"]
+    assert lora is None  # a plain model: no adapter request
     assert conversations[1] == [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}]
     assert (params.temperature, params.top_p, params.max_tokens, params.seed) == (0.5, 0.9, 6, 0)
     assert all(a == a.strip() for a in answers) and g.new_tokens > 0

@@ -98,6 +98,24 @@ def test_lora_merged_and_adapter(tiny):
         assert card["format"] == fmt and card["hyperparameters"]["lora"]["r"] == 4
         assert (d / "README.md").read_text().startswith("---\nbase_model:")
 
+    # The adapter names the base it was trained on (peft's adapter_config.json, as the card
+    # records it), and is served over that base unmerged: same answers as the merged model.
+    from polyrefusal.generate import runner
+    from polyrefusal.generate.base import ModelSpec
+    from polyrefusal.generate.identity import adapter_info
+
+    card = json.loads((adapter_dir / "model_card.json").read_text())
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == card["base_model"] == str(tiny / "base")
+    assert card["adapter"] == {"base_model_name_or_path": str(tiny / "base"), "peft_type": "LORA", "r": 4,
+                               "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    assert "adapter" not in json.loads((merged_dir / "model_card.json").read_text())
+    assert adapter_info(adapter_dir).base == card["base_model"] and adapter_info(adapter_dir).rank == 4
+    prompts = ["hello", "How do I bake bread?"]
+    answers = [runner.load_generator("transformers", ModelSpec(path=str(d), max_new_tokens=5)).generate(prompts)
+               for d in (adapter_dir, merged_dir)]
+    assert answers[0] == answers[1]
+
 
 def test_precomputed_ref_logps_are_reused(tiny):
     store = tiny / "ref_logps"

@@ -15,11 +15,10 @@ servers would not apply either.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from ..errors import UserError
 from .base import GENERATORS, Generator, ModelSpec, Prompt
-from .identity import locate_model
+from .identity import adapter_info, locate_model
 
 log = logging.getLogger(__name__)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -54,18 +53,28 @@ def load_pretrained(spec: ModelSpec, device: str):
     where = locate_model(spec.path, spec.revision)
     kwargs = {"revision": spec.revision, "local_files_only": where.local_only}
     device_map = spec.extra.get("device_map")  # e.g. "auto": shard a big model over GPUs
+    dtype = resolve_dtype(spec, device)
+    adapter = adapter_info(where.source)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where.source, **kwargs)
-        if (Path(where.source) / "adapter_config.json").exists():
-            # A LoRA adapter (dpo.merge_lora: false): load its base, apply it, merge for speed.
-            from peft import AutoPeftModelForCausalLM
-            model = AutoPeftModelForCausalLM.from_pretrained(
-                where.source, dtype=resolve_dtype(spec, device), device_map=device_map,
-                **kwargs).merge_and_unload()
+        if adapter is not None:
+            # A LoRA adapter (dpo.merge_lora: false): its base located like any model (a clear
+            # error offline), the adapter applied with peft and merged in memory only, so
+            # decoding runs at the base model's speed and nothing is written to disk. The
+            # tokenizer and chat template are the adapter directory's (what train saved).
+            from peft import PeftModel
+            base = locate_model(adapter.base, adapter.revision)
+            base_kwargs = {"local_files_only": base.local_only,
+                           "revision": None if base.local_only else adapter.revision}
+            tokenizer = (AutoTokenizer.from_pretrained(adapter.path, local_files_only=True)
+                         if adapter.has_tokenizer else AutoTokenizer.from_pretrained(base.source, **base_kwargs))
+            model = AutoModelForCausalLM.from_pretrained(base.source, dtype=dtype, device_map=device_map,
+                                                         **base_kwargs)
+            model = PeftModel.from_pretrained(model, adapter.path).merge_and_unload()
         else:
-            model = AutoModelForCausalLM.from_pretrained(where.source, dtype=resolve_dtype(spec, device),
+            tokenizer = AutoTokenizer.from_pretrained(where.source, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(where.source, dtype=dtype,
                                                          device_map=device_map, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:  # what transformers/hub raise for bad models
+    except (OSError, ValueError, KeyError) as exc:  # what transformers/hub/peft raise for bad models
         raise UserError(f"cannot load model: {_first_line(exc)}", file=spec.path) from None
     if device_map is None:
         model.to(device)
@@ -121,11 +130,12 @@ class TransformersGenerator(Generator):
         return self.tokenizer.apply_chat_template(self.messages(self.spec, prompt), tokenize=False,
                                                   add_generation_prompt=True)
 
-    def _batches(self, prompts: list[Prompt]):
-        """(indices, padded encoding) per batch, longest prompts first."""
+    def _batches(self, prompts: list[Prompt], suffix: str = ""):
+        """(indices, padded encoding) per batch, longest prompts first; ``suffix`` is appended
+        to each templated prompt (answer text forced before a scored token)."""
         if not prompts:
             return
-        texts = [self.render(p) for p in prompts]
+        texts = [self.render(p) + suffix for p in prompts]
         lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])
         size = max(1, int(self.spec.batch_size))
@@ -158,7 +168,8 @@ class TransformersGenerator(Generator):
         first = stop.int().argmax(dim=1)
         return int(torch.where(stop.any(dim=1), first + 1, new.shape[1]).sum())
 
-    def next_token_logprobs(self, prompts: list[Prompt], candidates: list[str]) -> list[dict[str, float]]:
+    def next_token_logprobs(self, prompts: list[Prompt], candidates: list[str],
+                            prefix: str = "") -> list[dict[str, float]]:
         import torch
 
         ids = {}
@@ -168,7 +179,7 @@ class TransformersGenerator(Generator):
                 raise UserError(f"candidate {c!r} encodes to no token")
             ids[c] = tokens[0]
         out: list[dict[str, float]] = [{} for _ in prompts]
-        for batch, enc in self._batches(prompts):
+        for batch, enc in self._batches(prompts, prefix):
             # Positions must count from each row's first real token, as generate() does: a
             # plain forward would shift left-padded rows and change their logits.
             positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)

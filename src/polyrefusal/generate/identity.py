@@ -9,6 +9,11 @@ seconds, so each file's digest is remembered per (path, size, mtime) in memory a
 A hub id is identified by (id, commit). The commit is read from the local Hugging Face cache
 (offline, no request); a branch that was never downloaded stays a name until it is.
 
+A LoRA adapter directory (``dpo.merge_lora: false``; PEFT's ``adapter_config.json``) is served
+over its base model without merging, so its identity is the adapter's own files *and* the
+identity of the base it names (``base_model_name_or_path``, ``revision``): two adapters, or one
+adapter over a retrained base, never share cached answers (:func:`adapter_info`).
+
 Only the standard library here: computing a cache key must not import torch.
 """
 
@@ -27,6 +32,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import UserError
+from ..training.models import POINTER  # standard library only, like this module
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,10 @@ TRAINING_STATE = ("training_args.bin", "optimizer.pt", "scheduler.pt", "rng_stat
 SMALL_FILE = 1 << 20  # below this, hashing is cheaper than remembering the digest
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+#: PEFT's adapter file (peft ``utils/constants.py``: CONFIG_NAME); its ``base_model_name_or_path``
+#: and ``revision`` name the base, ``r`` and ``rank_pattern`` the LoRA ranks.
+ADAPTER_CONFIG = "adapter_config.json"
 
 _memo: dict[tuple, str] = {}
 _memo_lock = threading.Lock()
@@ -152,10 +162,54 @@ def looks_like_path(path: str) -> bool:
     return path.startswith(("/", ".", "~")) or path.count("/") > 1 or not HUB_ID.match(path)
 
 
+@dataclass(frozen=True)
+class Adapter:
+    """A PEFT adapter directory and the base model it is applied to."""
+    path: str               # the adapter directory, absolute
+    base: str               # base model: local directory or hub id
+    revision: str | None    # base model revision (PEFT's ``revision``)
+    rank: int               # the largest LoRA rank (``r`` and every ``rank_pattern`` value)
+    has_tokenizer: bool     # the directory holds a tokenizer (``train`` saves it; hub adapters may not)
+
+
+def adapter_info(path: str | Path) -> Adapter | None:
+    """The adapter in directory ``path``, or None when it is not an adapter directory.
+
+    A relative base path is taken relative to the working directory, as peft does (the
+    pipeline runs in the project root, where ``train`` recorded ``results/models/base``); a
+    base that is a polyrefusal pointer directory is followed to the model it names.
+    """
+    directory = Path(path).expanduser()
+    config_file = directory / ADAPTER_CONFIG
+    if not config_file.is_file():
+        return None
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"unreadable adapter config: {exc}", file=str(config_file)) from None
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not isinstance(base, str) or not base:
+        raise UserError("the adapter names no base model", file=str(config_file),
+                        field="base_model_name_or_path")
+    revision = config.get("revision")
+    pointer = Path(base).expanduser() / POINTER
+    if pointer.is_file():
+        target = json.loads(pointer.read_text(encoding="utf-8"))
+        base, revision = target["path"], revision or target.get("revision")
+    ranks = [config.get("r") or 0, *(config.get("rank_pattern") or {}).values()]
+    return Adapter(path=str(directory.resolve()), base=base, revision=revision,
+                   rank=max(int(r) for r in ranks),
+                   has_tokenizer=(directory / "tokenizer_config.json").is_file())
+
+
 def model_identity(path: str, revision: str | None) -> dict:
     """The part of the cache key that names the weights (see the module docstring)."""
     local = Path(path).expanduser()
     if local.is_dir():
+        adapter = adapter_info(local)
+        if adapter is not None:
+            return {"digest": directory_digest(local),
+                    "base": model_identity(adapter.base, adapter.revision)}
         return {"digest": directory_digest(local)}
     if looks_like_path(path):
         raise UserError("model directory not found", file=path)

@@ -16,6 +16,11 @@ generated per run, with one lm-eval YAML task per language (``dataset_path: json
 ``dataset_kwargs.data_files``), loaded through ``TaskManager(include_path=...)``; nothing is
 downloaded (``HF_DATASETS_OFFLINE``, a datasets cache inside the task directory).
 
+A LoRA adapter directory (``dpo.merge_lora: false``) is scored over its base without merging:
+lm-eval's ``hf`` model gets ``pretrained=<base>, peft=<adapter dir>`` (lm_eval/models/huggingface.py,
+the ``peft`` argument: ``PeftModel.from_pretrained`` on the loaded base), and the tokenizer of
+the adapter directory when it has one.
+
 Prompt formats: ``letters`` (Global MMLU's own lm-eval prompt: question, lettered options,
 "Answer:", the model chooses among the letters) and ``cloze`` (the model scores each option's
 text after "Answer:"; more sensitive for very small models).
@@ -163,6 +168,24 @@ def offline_env(local_model: bool):
                 os.environ[k] = v
 
 
+def model_args(model_path: str, dtype: str) -> tuple[dict, bool, dict | None]:
+    """lm-eval ``hf`` model arguments for a model directory, hub id or adapter directory;
+    whether everything it loads is local (then the hub is switched off); and, for an adapter,
+    the base it names (for the output: as recorded, not where this machine found it)."""
+    from ..generate.identity import adapter_info, locate_model
+
+    adapter = adapter_info(model_path) if Path(model_path).is_dir() else None
+    if adapter is None:
+        return {"pretrained": model_path, "dtype": dtype}, Path(model_path).exists(), None
+    base = locate_model(adapter.base, adapter.revision)
+    args = {"pretrained": base.source, "peft": adapter.path, "dtype": dtype}
+    if adapter.has_tokenizer:
+        args["tokenizer"] = adapter.path
+    if not base.local_only and adapter.revision:
+        args["revision"] = adapter.revision
+    return args, base.local_only, {"base": adapter.base, "revision": adapter.revision}
+
+
 def evaluate_model(model_path: str, langs: Sequence[str], work_dir: Path, *, source: str = "builtin",
                    fmt: str = "letters", limit: int | None = None, batch_size: int = 8,
                    device: str | None = None, dtype: str = "auto", seed: int = 0,
@@ -187,7 +210,9 @@ def evaluate_model(model_path: str, langs: Sequence[str], work_dir: Path, *, sou
         log.warning("capability: no language is covered by %s", source)
         return out
     names = write_tasks(work_dir / "tasks", questions, fmt)
-    local = Path(model_path).exists()
+    args, local, adapter = model_args(model_path, dtype)
+    if adapter is not None:
+        out["adapter_of"] = adapter
     with offline_env(local):
         import lm_eval
         import torch
@@ -197,7 +222,7 @@ def evaluate_model(model_path: str, langs: Sequence[str], work_dir: Path, *, sou
             device = "cuda" if torch.cuda.is_available() else "cpu"
         tm = TaskManager(include_path=str(work_dir / "tasks"), include_defaults=False)
         res = lm_eval.simple_evaluate(
-            model="hf", model_args={"pretrained": model_path, "dtype": dtype},
+            model="hf", model_args=args,
             tasks=list(names.values()), task_manager=tm, num_fewshot=num_fewshot,
             batch_size=batch_size, device=device, bootstrap_iters=0, log_samples=True,
             random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,

@@ -320,6 +320,7 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     merged = use_lora and bool(dpo.get("merge_lora", True))
     if merged:
         merge_adapter(tmp, base_path, dtype)
+    adapter = record_adapter_base(tmp, base_path) if use_lora and not merged else None
     (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the card holds the params
     # How the tokenizer was loaded (HF_HUB_OFFLINE=1 sets local_files_only) is no property of the
     # model; saved, it would make the model files (and the response-cache identity) differ
@@ -351,6 +352,7 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
             "data_files": {str(f): d for f, d in zip(pair_files, digests)}, "configuration": name,
             "selection": {k: spec.get(k) for k in ("langs", "groups", "strategies", "include_general")},
             "hyperparameters": dpo, "format": ("lora-merged" if merged else "lora-adapter") if use_lora else "full",
+            **({"adapter": adapter} if adapter else {}),
             "dtype": str(dtype).replace("torch.", ""), "metrics": metrics}
     write_text(tmp / "README.md", model_card(card))
     write_json(tmp / "model_card.json", card)
@@ -380,6 +382,24 @@ def merge_adapter(adapter_dir: Path, base_path: str, dtype) -> None:
     for f in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
         (adapter_dir / f).unlink(missing_ok=True)
     model.save_pretrained(adapter_dir)
+
+
+def record_adapter_base(adapter_dir: Path, base_path: str) -> dict:
+    """Make the adapter name the base it was trained on, as the path or hub id given to
+    training (a relative path stays relative to the project root), so vLLM, lm-eval and peft
+    serve it over that base and the response cache keys it by that base's identity; returns
+    what the model card records of the adapter."""
+    config_file = adapter_dir / "adapter_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    # peft fills base_model_name_or_path from the model's name_or_path, which is what TRL
+    # loaded; set it explicitly so no loader detail (a resolved snapshot path) can leak in.
+    if config.get("base_model_name_or_path") != base_path:
+        config["base_model_name_or_path"] = base_path
+        write_json(config_file, config)
+    return {"base_model_name_or_path": base_path, "peft_type": config.get("peft_type"),
+            "r": config.get("r"), "lora_alpha": config.get("lora_alpha"),
+            "target_modules": sorted(config["target_modules"]) if isinstance(config.get("target_modules"), list)
+            else config.get("target_modules")}
 
 
 def is_adapter_dir(path: str | Path) -> bool:
@@ -415,7 +435,9 @@ def model_card(card: dict) -> str:
                 f"{sel.get('strategies') or 'all'}; non-demographic pairs "
                 f"{'included' if sel.get('include_general') else 'excluded'}\n")
     fmt = {"full": "full fine-tuning", "lora-merged": "LoRA, merged into the base weights",
-           "lora-adapter": "LoRA adapter (load with `peft.AutoPeftModelForCausalLM.from_pretrained`)"}[card["format"]]
+           "lora-adapter": "LoRA adapter over the base named in `adapter_config.json`; load with "
+                           "`peft.AutoPeftModelForCausalLM.from_pretrained`, served unmerged by the "
+                           "vllm backend (`LoRARequest`) and lm-eval (`peft=`)"}[card["format"]]
     files = "\n".join(f"  - `{f}`: sha256 `{d[:16]}`" for f, d in card["data_files"].items())
     return f"""---
 base_model: {card['base_model']}
