@@ -7,6 +7,13 @@ or form body, ``Authorization: DeepL-Auth-Key ...``; ``GET/POST /v2/usage``,
     with FakeDeepL(auth_key="...") as server:
         os.environ["DEEPL_SERVER_URL"] = server.url
 
+``/v2/languages`` answers as DeepL documents it (developers.deepl.com/api-reference/languages:
+``type=source`` or ``type=target``, a JSON array of ``{"language", "name"}``, target entries
+with ``supports_formality``); the list below holds the study's twelve targets with the values
+of DeepL's documented example response. As DeepL does (API reference, ``formality``: "Setting
+this parameter with a target language that does not support formality will fail, unless one of
+the ``prefer_...`` options are used"), ``formality=less|more`` for a target without it is a 400.
+
 The translation is deterministic: ``"[DE] original text"``. The server counts the characters
 it billed per target language, records every request, and can be scripted to fail:
 ``fail_next(429, times=2)``, ``fail_next(500)``, ``quota = N`` (456 once a request would take
@@ -23,8 +30,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_TEXTS = 50
 MAX_BODY = 128 * 1024
-LANGUAGES = ["EN-GB", "EN-US", "DE", "IT", "FR", "ES", "PT-PT", "PT-BR", "PL", "CS", "SK", "SL",
-             "LT", "LV"]
+#: Target code -> (English name, supports_formality), as in DeepL's example response.
+TARGETS = {
+    "EN-GB": ("English (British)", False), "EN-US": ("English (American)", False),
+    "DE": ("German", True), "IT": ("Italian", True), "FR": ("French", True), "ES": ("Spanish", True),
+    "PT-PT": ("Portuguese (European)", True), "PT-BR": ("Portuguese (Brazilian)", True),
+    "PL": ("Polish", True), "CS": ("Czech", False), "SK": ("Slovak", False), "SL": ("Slovenian", False),
+    "LT": ("Lithuanian", False), "LV": ("Latvian", False),
+}
+LANGUAGES = list(TARGETS)
+#: Source languages carry no regional variant and no formality flag.
+SOURCES = {code.split("-")[0]: name.split(" (")[0] for code, (name, _) in TARGETS.items()}
 
 
 class FakeDeepL:
@@ -33,6 +49,8 @@ class FakeDeepL:
         self.quota: int | None = None
         self.billed = Counter()            # target_lang -> characters billed
         self.requests: list[dict] = []     # every /v2/translate request, failed ones too
+        self.language_requests: list[str] = []  # the ``type`` of every /v2/languages request
+        self.calls: list[str] = []         # the path of every request, in order
         self.statuses: list[int] = []      # status of each /v2/translate response
         self._failures: list[tuple[int, float | None]] = []
         self._lock = threading.Lock()
@@ -92,6 +110,8 @@ class FakeDeepL:
                 return 400, {"message": f"Between 1 and {MAX_TEXTS} texts are allowed"}, {}
             if target not in LANGUAGES:
                 return 400, {"message": f"Value for 'target_lang' not supported: {target}"}, {}
+            if params.get("formality") in ("less", "more") and not TARGETS[target][1]:
+                return 400, {"message": "'formality' is not supported for given 'target_lang'."}, {}
             chars = sum(len(t) for t in texts)
             if self.quota is not None and self.total_billed + chars > self.quota:
                 return 456, {"message": "Quota Exceeded"}, {}
@@ -140,6 +160,7 @@ class FakeDeepL:
             def _dispatch(self) -> None:
                 params, length = self._params()
                 path = urllib.parse.urlsplit(self.path).path
+                server.calls.append(path)
                 if not self._authorised():
                     return
                 if path == "/v2/translate" and self.command == "POST":
@@ -150,8 +171,13 @@ class FakeDeepL:
                     self._reply(200, {"character_count": server.total_billed,
                                       "character_limit": server.quota or 10**12})
                 elif path == "/v2/languages":
-                    self._reply(200, [{"language": code, "name": code, "supports_formality": True}
-                                      for code in LANGUAGES])
+                    kind = str(params.get("type") or "source")
+                    server.language_requests.append(kind)
+                    if kind == "target":
+                        self._reply(200, [{"language": code, "name": name, "supports_formality": formal}
+                                          for code, (name, formal) in TARGETS.items()])
+                    else:
+                        self._reply(200, [{"language": code, "name": name} for code, name in SOURCES.items()])
                 else:
                     self._reply(404, {"message": "Not found"})
 

@@ -9,7 +9,10 @@ error bodies; ``GET /v1/models``), on 127.0.0.1 with an ephemeral port, in a thr
 
 Answers come from ``responder(messages, params) -> str`` (default ``echo``: deterministic,
 shows the system prompt, honours max_tokens and, when sampling, the seed). The server records
-every request and can be scripted: ``fail_next(429, times=2, retry_after=0.01)``,
+every request and can be scripted:
+``logprober(messages, params) -> [(token, logprob, {alternative: logprob, ...}), ...]`` gives
+the answer's tokens when a request asks for ``logprobs`` (the API's ``ChatCompletionTokenLogprob``
+shape: ``token``, ``logprob``, ``bytes``, ``top_logprobs`` cut to the requested number), and ``fail_next(429, times=2, retry_after=0.01)``,
 ``fail_next(500)``, ``fail_next(401)``, ``delay_next(2.0)`` (a slow answer, for timeouts).
 
 Bounded: request bodies over MAX_BODY are refused (413), delays are capped at MAX_DELAY, a
@@ -55,9 +58,10 @@ def echo(messages: list[dict], params: dict) -> str:
 
 class FakeOpenAI:
     def __init__(self, api_key: str = "test-key", responder: Callable[[list[dict], dict], str] = echo,
-                 models: tuple[str, ...] | None = None):
+                 models: tuple[str, ...] | None = None, logprober: Callable | None = None):
         self.api_key = api_key
         self.responder = responder
+        self.logprober = logprober
         self.models = models                 # None: any model name is served
         self.requests: list[dict] = []       # every chat request (JSON body), failed ones too
         self.statuses: list[int] = []        # status of each chat response
@@ -110,7 +114,20 @@ class FakeOpenAI:
 
     def complete(self, body: dict) -> dict:
         messages = body["messages"]
-        text = self.responder(messages, body)
+        logprobs = None
+        if body.get("logprobs") and self.logprober is not None:
+            tokens = self.logprober(messages, body)
+            text = "".join(t for t, _, _ in tokens)
+            top = int(body.get("top_logprobs") or 0)
+
+            def entry(token: str, lp: float) -> dict:
+                return {"token": token, "logprob": lp, "bytes": list(token.encode("utf-8"))}
+            logprobs = {"content": [
+                {**entry(t, lp), "top_logprobs": [entry(a, alp) for a, alp in
+                                                  sorted(alts.items(), key=lambda kv: -kv[1])[:top]]}
+                for t, lp, alts in tokens], "refusal": None}
+        else:
+            text = self.responder(messages, body)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         completion_tokens = len(text.split())
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
@@ -121,7 +138,7 @@ class FakeOpenAI:
             "model": body["model"],
             "system_fingerprint": "fp_fake",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "logprobs": None,
+                         "logprobs": logprobs,
                          "finish_reason": "length" if limit and completion_tokens >= limit else "stop"}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},

@@ -298,3 +298,100 @@ def test_fake_server_speaks_the_form_api_too(server):
     assert [t["text"] for t in r.json()["translations"]] == ["[DE] Hello", "[DE] World"]
     assert httpx.get(f"{server.url}/v2/usage", headers=auth).json()["character_count"] == 10
     assert httpx.get(f"{server.url}/v2/usage").status_code == 403
+
+
+# --- formality, final errors, usage of a failed run ------------------------------------------------
+
+#: The study's twelve languages as DeepL targets (en reached by back-translation from de).
+TWELVE = ("de", "fr", "it", "es", "pt", "pl", "cs", "sk", "sl", "lt", "lv")
+
+
+@pytest.mark.parametrize("formality", ["more", "less"])
+def test_formality_goes_only_to_targets_that_support_it(server, tmp_path, caplog, formality):
+    """DeepL API reference: ``formality`` less/more fails for a target without formality support
+    unless the ``prefer_`` form is used; ``GET /v2/languages?type=target`` lists
+    ``supports_formality`` per language (developers.deepl.com/api-reference/languages). The
+    list is asked once, before any text is billed, and every one of the twelve targets works."""
+    caplog.set_level(logging.WARNING)
+    records = corpus(2)
+    for target in TWELVE:
+        run(records, tmp_path / "mem", target=target, options={"formality": formality})
+    translate_records([{"id": "x", "text": "Hallo"}], backend="deepl", source="de", target="en",
+                      memory_dir=str(tmp_path / "mem"), options={"formality": formality})
+    assert set(server.statuses) == {200}
+    assert server.language_requests == ["target"]
+    assert server.calls.index("/v2/languages") < server.calls.index("/v2/translate")
+    sent = {r["target_lang"]: r["formality"] for r in server.requests}
+    supported = {"DE", "FR", "IT", "ES", "PT-PT", "PL"}
+    assert sent == {code: formality if code in supported else f"prefer_{formality}"
+                    for code in supported | {"CS", "SK", "SL", "LT", "LV", "EN-GB"}}
+    warned = [r.getMessage() for r in caplog.records if "has no formality" in r.getMessage()]
+    assert len(warned) == 6 and any("EN-GB" in w for w in warned)
+
+
+def test_formality_that_every_target_accepts_asks_no_language_list(server, tmp_path):
+    for target in ("de", "cs"):
+        run(corpus(1), tmp_path / "mem", target=target, options={"formality": "prefer_more"})
+    assert server.language_requests == [] and set(server.statuses) == {200}
+
+
+@pytest.mark.parametrize("status", [400, 404, 413, 414])
+def test_a_4xx_no_retry_can_fix_does_not_offer_to_resume(server, tmp_path, capsys, status):
+    """DeepL's documented errors: 429 and 5xx are to be retried with backoff, 456 is the quota
+    (developers.deepl.com/docs/best-practices/error-handling); a 400/404/413/414 fails the same
+    way on every attempt, so the message must not say that a re-run resumes."""
+    from polyrefusal.translate.base import RequestRejected
+
+    server.fail_next(status)
+    with pytest.raises(RequestRejected) as err:
+        run(corpus(3), tmp_path / "mem")
+    message = str(err.value)
+    assert f"HTTP {status}" in message and "no retry can fix" in message and "re-run" not in message
+    assert server.statuses == [status]  # not retried
+    # Quota and rate limit still say how to go on.
+    server.quota = 1
+    with pytest.raises(BackendError, match="re-run to resume") as quota:
+        run(corpus(3), tmp_path / "mem2")
+    assert not isinstance(quota.value, RequestRejected)
+
+
+def test_a_wrong_key_does_not_offer_to_resume(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPL_AUTH_KEY", "some-other-key")
+    with pytest.raises(BackendError) as err:
+        run(corpus(1), tmp_path / "mem")
+    assert "HTTP 403" in str(err.value) and "re-run" not in str(err.value)
+
+
+def test_a_failed_target_still_writes_its_usage(server, tmp_path, capsys):
+    """The quota runs out in the middle of a target: what was billed is in the usage file."""
+    records = [{"id": f"r{i}", "text": f"Sentence {i:03d} which needs a translation!!"} for i in range(120)]
+    server.quota = 50 * 40 + 10
+    src, out = tmp_path / "in.jsonl", tmp_path / "out" / "de.jsonl"
+    write_records(src, records)
+    assert main(["translate", "--backend", "deepl", "--target", "de", "--memory", str(tmp_path / "mem"),
+                 str(src), str(out)]) == 2
+    usage = read_json(out.with_name("de.usage.json"))
+    assert usage["characters_billed"] == 50 * 40 == server.total_billed and usage["requests"] == 1
+    assert "HTTP 456" in usage["failed"] and not out.exists()
+    assert KEY not in json.dumps(usage)
+
+
+def test_a_failure_before_anything_is_billed_leaves_the_usage_file_alone(server, tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "de.jsonl"
+    write_records(src, corpus(2))
+    usage = out.with_name("de.usage.json")
+    usage.write_text("earlier")
+    server.fail_next(400)
+    assert main(["translate", "--backend", "deepl", "--target", "de", "--memory", str(tmp_path / "mem"),
+                 str(src), str(out)]) == 2
+    assert usage.read_text() == "earlier"
+
+
+def test_the_client_floor_has_every_call_the_backend_makes():
+    """deepl-python CHANGELOG.md (github DeepLcom/deepl-python): ``DeepLClient`` 1.21.0,
+    ``model_type`` 1.20.0, ``billed_characters`` 1.19.0, ``context`` 1.16.0, ``set_app_info`` and
+    ``send_platform_info`` 1.14.0, ``prefer_`` formality 1.11.0, ``get_target_languages`` with
+    ``supports_formality`` 1.0.0 or earlier: the floor is 1.21.0."""
+    import re
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'"deepl>=1\.21(\.0)?"', text)

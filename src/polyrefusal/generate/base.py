@@ -108,11 +108,15 @@ class Generator(ABC):
         """Answer each user prompt (a single user turn, or a chat: see ``messages``); one
         answer per prompt, in order."""
 
-    def next_token_logprobs(self, prompts: list[Prompt], candidates: list[str]) -> list[dict[str, float]]:
-        """Log-probability of each candidate string's first token as the first answer token
-        (e.g. Llama Guard's ``safe``/``unsafe``), one dict per prompt; a prompt may be a whole
-        chat (see ``messages``). Backends without logits raise NotImplementedError and judges
-        then report no score."""
+    def next_token_logprobs(self, prompts: list[Prompt], candidates: list[str],
+                            prefix: str = "") -> list[dict[str, float]]:
+        """Log-probability of each candidate string's first token as the answer token that
+        follows ``prefix`` (e.g. Llama Guard's ``safe``/``unsafe`` after the blank line its
+        template leaves to the model), one dict per prompt; a prompt may be a whole chat (see
+        ``messages``). ``prefix`` is blank text the model writes before the label: a local
+        backend appends it to the templated prompt; a remote one, which cannot, reads the
+        first generated token that is not blank, the same position. Backends without logits
+        raise NotImplementedError and judges then report no score."""
         raise NotImplementedError(f"{self.name} does not expose logits")
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ weights under one name (bump it, e.g. to the weights' date, and old answers miss
 Settings (``spec.extra``): ``base_url`` (else env ``OPENAI_BASE_URL``, else the OpenAI API),
 ``api_key_env`` (the variable holding the key; default ``OPENAI_API_KEY``), ``concurrency``
 (requests in flight, default 8), ``max_retries`` (default 5), ``timeout`` (seconds per
-request, default 120). The key is read from the environment only, and goes nowhere but the
+request, default 120), ``top_logprobs`` (alternatives per token for guard scores, default 20). The key is read from the environment only, and goes nowhere but the
 ``Authorization`` header: not into params, the cache, logs or error messages.
 
 Retries: the official client retries 408/409/429/5xx, timeouts and dropped connections with
@@ -93,6 +93,45 @@ class OpenAIGenerator(Generator):
             with self._lock:
                 self.new_tokens += int(resp.usage.completion_tokens)
         return (message.content or getattr(message, "refusal", None) or "").strip()
+
+    def next_token_logprobs(self, prompts: list[Prompt], candidates: list[str],
+                            prefix: str = "") -> list[dict[str, float]]:
+        """The candidates' log-probabilities where the answer's first non-blank token is
+        generated, from the chat completion's ``logprobs`` (``top_logprobs``: the
+        ``extra.top_logprobs`` most likely tokens, default 20, the API's maximum). A client
+        cannot force ``prefix`` into the answer; the served template decides whether the model
+        writes it, and the blank tokens it writes are skipped either way. A candidate outside
+        the top tokens, or an answer that is all blank, gets no value (the judge then reports
+        no score)."""
+        if prefix.strip():
+            raise UserError(f"the openai backend can only skip a blank prefix, not {prefix!r}")
+        if not prompts:
+            return []
+        top = int(self.spec.extra.get("top_logprobs", 20))
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts)),
+                                  thread_name_prefix="openai")
+        try:
+            return list(pool.map(lambda p: self._label_logprobs(p, candidates, top), prompts))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _label_logprobs(self, prompt: Prompt, candidates: list[str], top: int) -> dict[str, float]:
+        spec = self.spec
+        try:
+            # A few tokens: the blank line before the label, then the label itself.
+            resp = self.client.chat.completions.create(
+                model=spec.path, messages=self.messages(spec, prompt), n=1, max_tokens=4,
+                temperature=0.0, seed=int(spec.seed), logprobs=True, top_logprobs=top)
+        except self._openai.OpenAIError as exc:
+            raise self._explain(exc) from None
+        content = (resp.choices[0].logprobs.content or []) if resp.choices and resp.choices[0].logprobs else []
+        for position in content:
+            if not position.token.strip():
+                continue  # the blank line the template leaves to the model
+            alternatives = {t.token.strip(): t.logprob for t in position.top_logprobs or []}
+            alternatives.setdefault(position.token.strip(), position.logprob)
+            return {c: float(alternatives[c]) for c in candidates if c in alternatives}
+        return {}
 
     def _explain(self, exc: Exception) -> BackendError:
         """One line that says what failed and what to do; the client's retries are spent."""

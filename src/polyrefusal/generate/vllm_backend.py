@@ -134,8 +134,9 @@ class VLLMGenerator(Generator):
     def next_token_logprobs(self, prompts: list[Prompt], candidates: list[str],
                             prefix: str = "") -> list[dict[str, float]]:
         """Exact log-probabilities: each candidate's first token is appended to the templated
-        prompt (and the answer ``prefix``) and scored as a prompt token (``prompt_logprobs``), so no candidate falls out of
-        a top-k. The shared prefix is computed once with prefix caching."""
+        prompt (and the answer ``prefix``) and scored as a prompt token (``prompt_logprobs``),
+        so no candidate falls out of a top-k. The shared prefix is computed once with prefix
+        caching."""
         if not prompts:
             return []
         tokenizer = self.llm.get_tokenizer()

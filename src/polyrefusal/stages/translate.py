@@ -7,7 +7,9 @@ Every text goes through the translation memory (``--memory``), so re-running, ad
 or resuming after a quota error never pays for a text twice. Writes OUT (same records, fields
 translated, originals in ``source_<field>``), a usage JSON (hits, misses, characters billed,
 requests, quality flag counts) and a review JSONL of quality flags (written even when empty).
-OUT is written last: its presence means the stage finished.
+OUT is written last: its presence means the stage finished. A run that fails after the backend
+billed something still writes the usage JSON (with ``failed``: the error), so what was paid
+for is never unaccounted; a failure before any billed request leaves every file as it was.
 """
 
 from __future__ import annotations
@@ -74,6 +76,23 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _write_failed_usage(path: Path, usage: dict | None, partial: dict | None, exc: UserError) -> None:
+    """The usage of a run that failed: the forward translation's (``partial`` when it failed,
+    else ``usage`` with the failed back-translation's under ``back_translation``), written only
+    if some request was billed."""
+    if partial is None:
+        return
+    if usage is None:
+        record = dict(partial)
+    else:
+        record = {**usage, "back_translation": {k: partial[k] for k in (
+            "hits", "misses", "characters_billed", "requests")}}
+    if not (partial.get("requests") or (usage or {}).get("requests")):
+        return
+    record["failed"] = exc.message
+    write_json(path, record)
+
+
 def run(args: argparse.Namespace) -> int:
     out_path = Path(args.output)
     usage_path = Path(args.usage) if args.usage else out_path.with_name(f"{out_path.stem}.usage.json")
@@ -104,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if backend == NO_TRANSLATION:  # each language keeps only the prompts the corpus has in it
         to_translate = [] if args.source != args.target else to_translate
     common = dict(backend=backend, memory_dir=memory_dir, options=options, fields=fields)
+    usage: dict | None = None
     try:
         translated, usage = translate_records(to_translate, source=args.source, target=args.target,
                                               **common)
@@ -125,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
                 usage["back_translation"] = {k: back_usage[k] for k in (
                     "hits", "misses", "characters_billed", "requests")}
     except UserError as exc:
+        _write_failed_usage(usage_path, usage, getattr(exc, "usage", None), exc)
         # Record-level errors (they carry a line) are about IN: name it.
         if exc.file is None and exc.line is not None and not isinstance(exc, BackendError):
             raise UserError(exc.message, file=args.input, line=exc.line, field=exc.field) from None

@@ -16,13 +16,19 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 
-from ..errors import UserError
+from ..errors import BackendError, UserError
 from ..registry import Registry
 
 
 #: Option names that look like credentials (``auth_key``, ``api_key``, ``hf_token``...), but
 #: not ``max_new_tokens``.
 _SECRET_NAME = re.compile(r"auth|secret|password|passwd|(^|_)(api_?)?key$|(^|_)token$", re.I)
+
+
+class RequestRejected(BackendError):
+    """The backend refused a request for a reason no retry and no re-run can fix (a bad
+    parameter, a wrong key, a request too large: DeepL's 400, 403, 404, 413, 414): unlike a
+    quota, rate-limit or network error, the driver does not offer to resume."""
 
 
 class MissingTranslation(Exception):

@@ -5,13 +5,22 @@
   on the first request, so a run served entirely from the translation memory needs no key.
 * Retries: 429 and 5xx are retried by the client itself with exponential backoff
   (``max_retries`` option, default 5). When it gives up, or on 456 (quota exceeded), we raise a
-  ``BackendError``; the driver has already saved every batch received before it.
+  ``BackendError``; the driver has already saved every batch received before it, and a re-run
+  resumes there. A status no retry can fix (400, 403, 404, 413, 414, other 4xx) is a
+  ``RequestRejected``: the driver then does not offer to resume.
+* Formality: DeepL rejects ``less`` / ``more`` for a target language without formality
+  support (HTTP 400; DeepL API reference, ``formality``). Which targets have it, the API's
+  target-language list says (``GET /v2/languages?type=target``, ``supports_formality``); it is
+  asked once per server and process, before the first text is sent. For a target without it,
+  ``less`` / ``more`` are sent as ``prefer_less`` / ``prefer_more`` (DeepL's own fallback to the
+  default formality) with one warning, so one setting serves all twelve languages; the memory
+  key keeps the option as configured (the choice depends on the language only).
 * Batching: DeepL takes at most 50 texts and 128 KiB per request. ``requests`` sends the body
   as JSON with ``ensure_ascii``, so a text costs its JSON-escaped length, not its UTF-8 length.
 
 Options (params ``translate.options`` / ``--options``):
-  formality      less | more | default | prefer_less | prefer_more (the ``prefer_`` forms fall
-                 back silently for languages without formality)
+  formality      less | more | default | prefer_less | prefer_more (``less`` / ``more`` become
+                 the ``prefer_`` form, with a warning, where the target lacks formality)
   glossary_id    a glossary id, or {target language: glossary id} (glossaries are per pair)
   context        extra context text (not translated, not billed)
   model_type     quality_optimized | latency_optimized | prefer_quality_optimized
@@ -28,7 +37,9 @@ import os
 
 from .. import __version__
 from ..errors import BackendError, UserError
-from .base import TRANSLATORS, Translator
+from .base import TRANSLATORS, RequestRejected, Translator
+
+log = logging.getLogger(__name__)
 
 KEY_ENV = "DEEPL_AUTH_KEY"
 URL_ENV = "DEEPL_SERVER_URL"
@@ -36,6 +47,10 @@ VARIANTS = {"en": ("en_variant", ("EN-GB", "EN-US")), "pt": ("pt_variant", ("PT-
 #: Options DeepL's translate call takes, by our name -> the client's keyword.
 PASS_THROUGH = {"formality": "formality", "glossary_id": "glossary", "context": "context",
                 "model_type": "model_type"}
+#: Formality values DeepL refuses for a target without formality -> the form it accepts there.
+STRICT_FORMALITY = {"less": "prefer_less", "more": "prefer_more"}
+#: server URL -> {target code: supports formality}, from the API's target-language list.
+_FORMALITY_SUPPORT: dict[str, dict[str, bool]] = {}
 
 
 @TRANSLATORS.register("deepl")
@@ -63,6 +78,7 @@ class DeepLTranslator(Translator):
                             field="translate.options.glossary_id")
         self._client = None
         self._key: str | None = None
+        self._softened: set[str] = set()  # targets whose formality was warned about
 
     # -- language codes and parameters -------------------------------------------------------
     def target_code(self, target: str) -> str:
@@ -119,33 +135,68 @@ class DeepLTranslator(Translator):
         """Error text may echo request details: never let the key through."""
         return message.replace(self._key, "***") if self._key else message
 
-    def translate(self, texts: list[str], source: str, target: str) -> list[str]:
+    def _explain(self, exc: Exception) -> UserError:
+        """One line for a failed call; resumable (quota, rate limit, 5xx, network) or not."""
+        import deepl
+        detail = self._scrub(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, deepl.QuotaExceededException):
+            return BackendError(f"DeepL quota exceeded (HTTP 456): {detail}")
+        if isinstance(exc, deepl.AuthorizationException):
+            return RequestRejected(f"DeepL rejected the API key (HTTP 403): check {KEY_ENV} and "
+                                   f"{URL_ENV} (free keys need the api-free server): {detail}")
+        if isinstance(exc, deepl.TooManyRequestsException):
+            return BackendError(f"DeepL is rate-limiting (HTTP 429) after {self._retries()} "
+                                f"retries: {detail}")
+        if isinstance(exc, deepl.DeepLException):
+            status = getattr(exc, "http_status_code", None)
+            if status and status < 500:  # 400, 404, 413, 414...: the same request fails again
+                return RequestRejected(f"DeepL refused the request (HTTP {status}): {detail}")
+            # 5xx and network errors were retried by the client before it gave up.
+            what = f"HTTP {status}" if status else "no response"
+            return BackendError(f"DeepL request failed ({what}, gave up after {self._retries()} "
+                                f"retries): {detail}")
+        if isinstance(exc, ValueError):  # the client's own argument checks
+            return UserError(f"invalid DeepL options: {exc}", field="translate.options")
+        raise exc
+
+    def supports_formality(self, target: str) -> bool:
+        """Does DeepL offer formality for this target? Asked of the server once (its
+        target-language list), before any text is sent."""
         import deepl
         client = self._client or self._connect()
+        url = os.environ.get(URL_ENV) or "(default)"
+        if url not in _FORMALITY_SUPPORT:
+            try:
+                languages = client.get_target_languages()
+            except (deepl.DeepLException, ValueError) as exc:
+                raise self._explain(exc) from None
+            _FORMALITY_SUPPORT[url] = {lang.code.upper(): bool(lang.supports_formality) for lang in languages}
+        return _FORMALITY_SUPPORT[url].get(self.target_code(target).upper(), False)
+
+    def _request_params(self, source: str, target: str) -> dict:
+        """The client's keyword arguments for this pair: glossary under the client's name,
+        a strict formality softened where the target has none."""
         params = self._params(source, target)
         if "glossary_id" in params:
             params["glossary"] = params.pop("glossary_id")
+        formality = params.get("formality")
+        if formality in STRICT_FORMALITY and not self.supports_formality(target):
+            params["formality"] = STRICT_FORMALITY[formality]
+            if target not in self._softened:
+                self._softened.add(target)
+                log.warning("DeepL has no formality for %s: formality %r sent as %r (the default "
+                            "formality)", self.target_code(target), formality, params["formality"])
+        return params
+
+    def translate(self, texts: list[str], source: str, target: str) -> list[str]:
+        import deepl
+        client = self._client or self._connect()
+        params = self._request_params(source, target)
         try:
             results = client.translate_text(texts, source_lang=self.source_code(source),
                                             target_lang=self.target_code(target), **params)
-        except deepl.QuotaExceededException as exc:
-            raise BackendError(f"DeepL quota exceeded (HTTP 456): {self._scrub(str(exc))}") from None
-        except deepl.AuthorizationException as exc:
-            raise BackendError(f"DeepL rejected the API key (HTTP 403): check {KEY_ENV} and "
-                               f"{URL_ENV} (free keys need the api-free server): "
-                               f"{self._scrub(str(exc))}") from None
-        except deepl.TooManyRequestsException as exc:
-            raise BackendError(f"DeepL is rate-limiting (HTTP 429) after {self._retries()} "
-                               f"retries: {self._scrub(str(exc))}") from None
-        except deepl.DeepLException as exc:
-            status = getattr(exc, "http_status_code", None)
-            # 5xx and network errors were retried by the client; other statuses are final.
-            what = (f"HTTP {status}" if status else "no response") + (
-                f", gave up after {self._retries()} retries" if not status or status >= 500 else "")
-            raise BackendError(f"DeepL request failed ({what}): "
-                               f"{self._scrub(str(exc))}".splitlines()[0]) from None
-        except ValueError as exc:  # the client's own argument checks
-            raise UserError(f"invalid DeepL options: {exc}", field="translate.options") from None
+        except (deepl.DeepLException, ValueError) as exc:
+            raise self._explain(exc) from None
         self.requests += 1
         self.characters_billed += sum(r.billed_characters or 0 for r in results)
         return [r.text for r in results]

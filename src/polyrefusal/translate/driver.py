@@ -18,7 +18,7 @@ import logging
 from typing import Iterator
 
 from ..errors import BackendError, UserError
-from .base import TRANSLATORS, MissingTranslation, Translator
+from .base import TRANSLATORS, MissingTranslation, RequestRejected, Translator
 from .store import TranslationMemory, memory_key
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,10 @@ def translate_records(records: list[dict], *, backend: str, source: str, target:
                       fields: tuple[str, ...] = ("text",)) -> tuple[list[dict], dict]:
     """Return (translated records, usage). Each record keeps its keys; each listed field that
     is present becomes the translation, the original goes to ``source_<field>``; ``lang`` is
-    set to ``target`` and ``id`` becomes ``<source_id>.<target>`` when there is a source_id."""
+    set to ``target`` and ``id`` becomes ``<source_id>.<target>`` when there is a source_id.
+
+    An error raised once the backend was asked carries ``usage`` (what was sent and billed up
+    to the failure), so that the caller can still account for it."""
     fields = tuple(fields)
     slots = _Slots()
     out: list[dict] = []
@@ -123,14 +126,22 @@ def translate_records(records: list[dict], *, backend: str, source: str, target:
                     log.info("translated %d/%d new texts", len(translated) - usage["hits"], len(misses))
         except MissingTranslation as exc:
             rec, field = slots.first(records, exc.text if exc.text is not None else batch[exc.index])
-            raise UserError(f"record {rec['id']!r}: {exc.reason}", line=rec.get("_line"),
-                            field=field) from None
+            error = UserError(f"record {rec['id']!r}: {exc.reason}", line=rec.get("_line"), field=field)
+            error.usage = usage  # filled in by `finally` before the error leaves
+            raise error from None
         except BackendError as exc:
             done = len(translated) - usage["hits"]
-            raise BackendError(f"{exc.message}; {done} of {len(misses)} new texts were translated "
-                               f"and saved to the translation memory ({memory.dir}): re-run to "
-                               "resume from there", file=exc.file, line=exc.line,
-                               field=exc.field) from None
+            saved = (f"{done} of {len(misses)} new texts were translated and saved to the "
+                     f"translation memory ({memory.dir})")
+            if isinstance(exc, RequestRejected):  # the same request would fail the same way
+                error = RequestRejected(f"{exc.message}; {saved}; no retry can fix this request: "
+                                        "correct its cause first", file=exc.file, line=exc.line,
+                                        field=exc.field)
+            else:  # quota, rate limit, server or network: the next run goes on from here
+                error = BackendError(f"{exc.message}; {saved}: re-run to resume from there",
+                                     file=exc.file, line=exc.line, field=exc.field)
+            error.usage = usage
+            raise error from None
         finally:
             usage["characters_billed"] = translator.characters_billed
             usage["requests"] = translator.requests
