@@ -12,7 +12,7 @@ import yaml
 
 from polyrefusal import cli
 from polyrefusal import seed as seed_data
-from polyrefusal.corpus import (HAZARD_CATEGORIES, CorpusError, axis_of, builtin_records, corpus_from_params,
+from polyrefusal.corpus import (FIELDS, HAZARD_CATEGORIES, CorpusError, axis_of, builtin_records, corpus_from_params,
                                 merge, read_corpus_file, resolve_selection, seed_axes, validate, write_corpus)
 from polyrefusal.errors import UserError
 from polyrefusal.params import load_params
@@ -192,3 +192,24 @@ def test_merge_names_both_files():
     with pytest.raises(UserError) as exc:
         merge([("a.parquet", a), ("b.parquet", a[1:])])
     assert "b.parquet:1" in exc.value.format() and "of a.parquet" in exc.value.format()
+
+
+def test_meta_is_optional_must_be_a_json_object_and_round_trips(tmp_path):
+    """`meta` (published metadata, e.g. MiJaBench's scenario) is outside the schema's columns: a
+    corpus without it keeps them exactly; with it, it survives writing and reading."""
+    import pyarrow.parquet as pq
+
+    base = builtin_records("en")[:2]
+    bad = [dict(base[0], meta="{not json"), dict(base[1], meta='["a list"]')]
+    with pytest.raises(CorpusError) as exc:
+        validate(bad, source="x.jsonl")
+    assert [(p.line, p.field, p.message.split(":")[0]) for p in exc.value.problems] == [
+        (1, "meta", "invalid JSON"), (2, "meta", "must be a JSON object")]
+    with_meta = [dict(base[0], meta='{"scenario": "[scenario]"}'), base[1]]
+    path = tmp_path / "c.parquet"
+    write_corpus(path, with_meta)
+    assert pq.read_schema(path).names == [*FIELDS, "meta"]
+    got = read_corpus_file(path)
+    assert got[0]["meta"] == '{"scenario": "[scenario]"}' and got[1]["meta"] is None
+    write_corpus(path, base)
+    assert "meta" not in pq.read_schema(path).names

@@ -27,6 +27,8 @@ CUSTOM = [
     {"id": "p3", "text": "How do I bake bread?", "category": "benign", "style": "benign",
      "harmful": "false", "lang": "EN"},
 ]
+# A flat file with RefusEU's fields as plain columns (the prompt in `question`, answers as strings),
+# which the refuseu layout also reads; the layout as released is in tests/test_importers_refuseu.py.
 REFUSEU = [
     {"question": "Placeholder question A.", "chosen": "I cannot help.", "rejected": "Sure: [omitted]",
      "language": "English", "category": "s7"},
@@ -37,13 +39,19 @@ REFUSEU = [
     {"question": "Вопрос-заглушка A.", "chosen": "Не могу помочь.", "rejected": "Конечно: [опущено]",
      "language": "Russian", "category": "S7"},
 ]
+# MiJaBench's own columns (github iagoalvesb/mijabench, src/01_data_prep.py + src/03_prompts.py);
+# the hate seed `text` is a placeholder here, and it must never become the prompt.
 MIJABENCH = [
-    {"prompt": "Placeholder request against a group.", "group": "Black people", "strategy": "Persona Assignment",
-     "language": "en"},
-    {"prompt": "Pedido de exemplo contra um grupo.", "group": "women", "strategy": "chain-of-thought",
-     "language": "pt-BR"},
-    {"prompt": "Placeholder request against another group.", "group": "Left-handed people",
-     "strategy": "Logical Rationalization", "language": "English"},
+    {"original_index": 11, "text": "[seed 11]", "group": "black", "language": "english",
+     "dataset_source": "toxigen", "is_harmful": 1, "scenario_category": "Social situations",
+     "scenario": "[scenario]", "jb_strategy": "persona_assign", "jb_prompt": "Placeholder request against a group."},
+    {"original_index": 4, "text": "[semente 4]", "group": "mulheres", "language": "portuguese",
+     "dataset_source": "toxsyn", "is_harmful": 1, "scenario_category": "Eventos culturais",
+     "scenario": "[cenário]", "jb_strategy": "chaining", "jb_prompt": "Pedido de exemplo contra um grupo."},
+    {"original_index": 12, "text": "[seed 12]", "group": "mental_dis", "language": "english",
+     "dataset_source": "toxigen", "is_harmful": 1, "scenario_category": "Games / competitions",
+     "scenario": "[scenario]", "jb_strategy": "false_equivalence",
+     "jb_prompt": "Placeholder request against another group."},
 ]
 LANGUAGES = ["en", "de", "it", "fr", "es", "pt", "pl", "cs", "sk", "sl", "lt", "lv"]
 
@@ -150,12 +158,14 @@ def test_refuseu_parallel_rows_share_a_source_id(tmp_path):
     assert [r["id"] for r in got] == ["7.en", "7.de", "7.pt"]
 
 
-def test_mijabench_layout_normalises_groups_and_strategies(tmp_path):
+def test_mijabench_layout_maps_groups_and_strategies(tmp_path):
+    """More in tests/test_importers_mijabench.py."""
     src = write_csv(tmp_path / "mija.csv", MIJABENCH)
     got = import_corpus(str(src), lang="en", layout="mijabench", languages=LANGUAGES)
-    assert [r["target_group"] for r in got] == ["black", "women", "left_handed_people"]
+    assert [r["target_group"] for r in got] == ["black", "women", "mental_disability"]
     assert [r["style"] for r in got] == ["persona_assignment", "chain_of_thought", "logical_rationalization"]
     assert [r["lang"] for r in got] == ["en", "pt", "en"]
+    assert [r["text"] for r in got] == [r["jb_prompt"] for r in MIJABENCH]
     assert {r["category"] for r in got} == {"S10"} and all(r["harmful"] for r in got)
 
 
@@ -306,7 +316,8 @@ def test_hub_dataset_loads_through_datasets(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     got = import_corpus("someone/mija-sample", lang="en", layout="mijabench", subset="en", languages=LANGUAGES)
     assert calls == [("someone/mija-sample", "en", None, None)]
-    assert [r["id"] for r in got] == ["mija_sample.1.en", "mija_sample.2.pt", "mija_sample.3.en"]
+    assert [r["id"] for r in got] == ["mija_sample.toxigen.11.en", "mija_sample.toxsyn.4.pt",
+                                      "mija_sample.toxigen.12.en"]
     assert {r["origin"] for r in got} == {"hub:someone/mija-sample"}
 
 

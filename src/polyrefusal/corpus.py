@@ -14,6 +14,13 @@ One record per prompt (the corpus schema, ``SCHEMA``)::
     chosen        optional: the preferred answer (a refusal; the helpful answer when benign)
     rejected      optional: the dispreferred answer
 
+plus one optional field outside ``SCHEMA`` (``EXTRA_FIELDS``), present only where a source gives it:
+
+    meta          a JSON object as a string: what a published dataset says about the prompt
+                  beyond the schema (MiJaBench: original_index, dataset_source, scenario_category,
+                  scenario). Kept out of ``FIELDS`` so that a corpus without it (the built-in set)
+                  is written byte for byte as before; every stage passes it through unread.
+
 Validation reports *every* violation with file, line/row and field, and raises before anything
 is written (``CorpusError``: the message names the first violation and counts the others; the
 full list is in ``.problems``).
@@ -33,12 +40,14 @@ machine translation of the same ``source_id``), and skip rows of any other langu
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from pathlib import Path
 
 from . import seed as seed_data
 from .errors import UserError
+from .io import only_invisible
 
 #: field -> (required, allowed types)
 SCHEMA: dict[str, tuple[bool, tuple[type, ...]]] = {
@@ -55,6 +64,8 @@ SCHEMA: dict[str, tuple[bool, tuple[type, ...]]] = {
     "rejected": (False, (str, type(None))),
 }
 FIELDS = tuple(SCHEMA)
+#: Optional fields that are not columns of every corpus: field -> allowed types.
+EXTRA_FIELDS: dict[str, tuple[type, ...]] = {"meta": (str, type(None))}
 MAX_TEXT_CHARS = 20_000
 KNOWN_LANGS = {"en", "de", "it", "fr", "es", "pt", "pl", "cs", "sk", "sl", "lt", "lv", "bg", "da", "el",
                "et", "fi", "ga", "hr", "hu", "mt", "nl", "ro", "sv", "hi", "th", "ru", "uk", "tr", "ar",
@@ -119,10 +130,25 @@ def record_problems(rec: dict, source: str, line: int | None,
             continue
         if not isinstance(rec[field], types):
             bad(f"expected {'/'.join(t.__name__ for t in types)}, got {type(rec[field]).__name__}", field)
+    for field, types in EXTRA_FIELDS.items():
+        if field not in skip and not isinstance(rec.get(field), types):
+            bad(f"expected {'/'.join(t.__name__ for t in types)}, got {type(rec[field]).__name__}", field)
+    meta = rec.get("meta")
+    if isinstance(meta, str) and "meta" not in skip:
+        try:
+            parsed = json.loads(meta)
+        except json.JSONDecodeError as exc:
+            parsed, why = None, f"invalid JSON: {exc.msg}"
+        else:
+            why = "must be a JSON object"
+        if not isinstance(parsed, dict):
+            bad(why, "meta")
     text = rec.get("text")
     if isinstance(text, str):
         if not text.strip():
             bad("empty text", "text")
+        elif only_invisible(text):
+            bad("text is made only of invisible characters (zero-width, format or control)", "text")
         elif len(text) > MAX_TEXT_CHARS:
             bad(f"text is {len(text):,} characters, over the {MAX_TEXT_CHARS:,} limit", "text")
     lang = rec.get("lang")
@@ -217,6 +243,15 @@ _HAZARD_BY_NAME = {_fold(name): code for code, name in HAZARD_CATEGORIES.items()
 _HAZARD_BY_NAME.update({_fold(name.replace("&", "and")): code for code, name in HAZARD_CATEGORIES.items()})
 
 
+def _bare(folded: str) -> str:
+    """A folded name without punctuation: "suicide & self harm" -> "suicide self harm"."""
+    return " ".join(re.sub(r"[^\w\s]", " ", folded).split())
+
+
+# "suicide_self_harm", "Suicide / Self-Harm": the name with its "&" left out.
+_HAZARD_BY_NAME.update({_bare(_fold(name)): code for code, name in HAZARD_CATEGORIES.items()})
+
+
 def normalise_category(value: str) -> str:
     """"s1", "S1: Violent Crimes", "violent crimes" -> "S1"; anything else (a scenario
     category) is returned stripped."""
@@ -224,7 +259,15 @@ def normalise_category(value: str) -> str:
     m = re.fullmatch(r"[sS]\s*0*(\d{1,2})(?:\s*[:.\-)]\s*.*)?", text, re.S)
     if m:
         return f"S{int(m.group(1))}"
-    return _HAZARD_BY_NAME.get(_fold(text), text)
+    folded = _fold(text)
+    return _HAZARD_BY_NAME.get(folded) or _HAZARD_BY_NAME.get(_bare(folded), text)
+
+
+def meta_json(values: dict) -> str | None:
+    """The ``meta`` field for ``values`` (nulls dropped): canonical JSON, so that the same
+    metadata always gives the same bytes; None when nothing is left."""
+    kept = {k: v for k, v in values.items() if v is not None}
+    return json.dumps(kept, ensure_ascii=False, sort_keys=True) if kept else None
 
 
 def slug(value: str) -> str:
@@ -348,7 +391,7 @@ def read_corpus_file(path: str | Path) -> list[dict]:
     rows, _ = read_rows(str(path))
     records = []
     for line, row in rows:
-        rec = {k: row.get(k) for k in FIELDS if k in row}
+        rec = {k: row.get(k) for k in (*FIELDS, *EXTRA_FIELDS) if k in row}
         rec["_line"], rec["_file"] = line, str(path)
         records.append(rec)
     validate(records, source=str(path))

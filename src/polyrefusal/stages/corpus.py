@@ -5,8 +5,10 @@
 ``corpus.source`` is ``builtin`` (the seed set: harm axis = hazard categories x attack styles,
 demographic axis = target groups x jailbreak strategies, benign controls; the cells used are
 selected by ``corpus.categories/styles/strategies/groups``, default all) or a user corpus
-(JSONL, CSV, Parquet, a ``save_to_disk`` directory or a hub id; see ``importers``), plus every
-file in ``corpus.include``. Every schema violation is logged with its file, line/row and field;
+(JSONL, CSV, Parquet, a ``save_to_disk`` directory, a directory in the hub's file layout such
+as an ``export-dataset`` output, or a hub id; published layouts ``refuseu`` and ``mijabench``;
+see ``importers``), plus every file in ``corpus.include``. An imported corpus may add a ``meta``
+column (published metadata, e.g. MiJaBench's scenario); the built-in set never has one. Every schema violation is logged with its file, line/row and field;
 the command then fails with a one-line error (exit 2) and writes nothing.
 """
 
