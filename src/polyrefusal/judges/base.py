@@ -1,6 +1,11 @@
 """The judge interface.
 
-A judge labels (prompt, response) records. Its verdict for each record:
+A judge labels (prompt, response) records: by default the *answer* (is the response unsafe?);
+a record with ``target: "prompt"`` (and ``response: None``) asks about the *prompt* itself (is
+the request harmful? RefusEU keeps a generated prompt only where both guards find it unsafe).
+A judge declares what it can label in ``targets``; ``unsupported(target, options)`` says why it
+cannot (None when it can), so the ensemble refuses a plan before any model is loaded. Records
+without ``target`` are answers, as before. Its verdict for each record:
 - ``label``: ``safe``, ``unsafe`` or ``unparsed`` (the judge's output could not be read; counted
   separately, never silently safe or silently an attack success);
 - ``refused``: True / False, or None where the judge cannot tell;
@@ -19,10 +24,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TypedDict
 
+from ..errors import UserError
 from ..registry import Registry
 
 
 LABELS = ("safe", "unsafe", "unparsed")
+#: What a record asks a judge to label: the answer (default) or the prompt alone.
+TARGETS = ("response", "prompt")
 
 
 class Verdict(TypedDict, total=False):
@@ -41,14 +49,34 @@ class Judge(ABC):
     #: Languages the judge officially supports (None = no claim). Figures resting on a judge
     #: outside its coverage are marked in the report.
     languages: frozenset[str] | None = None
+    #: What the judge can label (see ``TARGETS``): answers only, unless a judge says otherwise.
+    targets: frozenset[str] = frozenset({"response"})
 
     def __init__(self, **options):
         self.options = options
 
     @abstractmethod
     def judge(self, records: list[dict]) -> list[Verdict]:
-        """Records carry ``lang``, ``prompt``, ``response`` and ``harmful`` (default True).
-        One verdict per record, in order."""
+        """Records carry ``lang``, ``prompt``, ``response`` and ``harmful`` (default True),
+        and optionally ``target`` (``response`` by default; ``prompt``: label the prompt, the
+        response is None). One verdict per record, in order."""
+
+    @classmethod
+    def unsupported(cls, target: str, options: dict | None = None) -> str | None:
+        """Why the judge (built with ``options``) cannot label ``target``, or None if it can."""
+        if target not in TARGETS:
+            return f"unknown target {target!r} (one of {', '.join(TARGETS)})"
+        if target not in cls.targets:
+            return f"{cls.name} labels answers, not prompts"
+        return None
+
+    def check_targets(self, records: list[dict]) -> None:
+        """Refuse records asking for a target this judge cannot label (one UserError, before
+        the model is asked anything)."""
+        for target in dict.fromkeys(target_of(r) for r in records):
+            reason = self.unsupported(target, self.options)
+            if reason:
+                raise UserError(f"judge {self.name} cannot label the {target}: {reason}", field="target")
 
     def close(self) -> None:
         """Release what the judge holds (a guard's model)."""
@@ -61,6 +89,14 @@ class Judge(ABC):
         if langs is None:
             return True
         return lang is not None and lang in set(langs)
+
+
+def target_of(record: dict) -> str:
+    """What ``record`` asks to be labelled: its ``target``, ``response`` when absent."""
+    target = record.get("target") or "response"
+    if target not in TARGETS:
+        raise UserError(f"unknown target {target!r} (one of {', '.join(TARGETS)})", field="target")
+    return target
 
 
 JUDGES: Registry[Judge] = Registry("judge")

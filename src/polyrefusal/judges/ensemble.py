@@ -9,7 +9,8 @@ prefixed ``f_`` unless ``f`` is ``response``):
 - ``verdicts``: ``{judge: {label, refused, score, categories, covered, raw}}`` for every judge
   that ran on the record (the adjudicator only where it ran); ``covered`` says whether the
   judge officially supports the record's language; ``raw`` is the judge's output where it
-  could not be parsed (for audit), else None;
+  could not be parsed (for audit), else None; the adjudicator's verdict also has
+  ``adjudicator: true``;
 
 plus ``judge`` (unprefixed): the judge name, or e.g. ``llama_guard+polyguard (adjudicated by
 llm_judge)``.
@@ -75,18 +76,34 @@ def _harmful(value) -> bool:
 
 
 def judge_inputs(records: list[dict], field: str, source: str | None = None) -> list[dict]:
-    """The judge's view of each record: ``lang``, ``prompt``, ``response``, ``harmful`` (+ ``id``)."""
+    """The judge's view of each record: ``lang``, ``prompt``, ``response``, ``harmful``,
+    ``target`` (+ ``id``). Field ``prompt`` asks about the prompt itself: no answer
+    (``response`` None), ``target`` ``prompt``; any other field is an answer to judge."""
+    target = "prompt" if field == "prompt" else "response"
     out = []
     for i, r in enumerate(records):
         line = r.get("_line", i + 1)
-        if field not in r:
+        if target == "response" and field not in r:
             raise UserError(f"record has no {field!r} field to judge", file=source, line=line, field=field)
         prompt = _prompt_of(r)
         if prompt is None:
             raise UserError("record has no prompt (`prompt` or `text`)", file=source, line=line, field="prompt")
+        if not isinstance(prompt, str):
+            raise UserError(f"the prompt must be text, got {type(prompt).__name__}", file=source, line=line,
+                            field="prompt" if "prompt" in r else "text")
+        if target == "prompt":
+            out.append({"id": r.get("id"), "lang": r.get("lang"), "prompt": prompt, "response": None,
+                        "harmful": _harmful(r.get("harmful")), "target": target})
+            continue
         answer = _answer_of(r[field])
-        out.append({"id": r.get("id"), "lang": r.get("lang"), "prompt": str(prompt),
-                    "response": "" if answer is None else str(answer), "harmful": _harmful(r.get("harmful"))})
+        # An answer that is a number or a boolean is not something a model said: judged as text
+        # it would count as an attack success (no refusal in "42").
+        if answer is not None and not isinstance(answer, str):
+            raise UserError(f"the answer must be text, got {type(answer).__name__}", file=source, line=line,
+                            field=field)
+        out.append({"id": r.get("id"), "lang": r.get("lang"), "prompt": prompt,
+                    "response": "" if answer is None else answer, "harmful": _harmful(r.get("harmful")),
+                    "target": target})
     return out
 
 
@@ -222,6 +239,14 @@ def judge_fields(records: list[dict], *, judges: list[str], fields: list[str], r
 
 
 def _judge_fields(records, judges, fields, rule, adjudicator, source, pool) -> list[dict]:
+    # A judge that cannot label the prompt (an answer's lexicon or rubric) is refused here,
+    # before any judge loads a model or any field is judged.
+    if "prompt" in fields:
+        for j in judges + ([adjudicator] if adjudicator else []):
+            reason = JUDGES.get(judge_kind(j, pool.configs)).unsupported("prompt", _instance_options(j, pool.configs))
+            if reason:
+                raise UserError(f"judge {j!r} cannot judge field 'prompt' (the prompt's own harm): {reason}",
+                                file=source, field="prompt")
     out = [dict(r) for r in records]
     name = judge_label(judges, rule, adjudicator)
     for field in fields:
@@ -243,7 +268,8 @@ def _judge_fields(records, judges, fields, rule, adjudicator, source, pool) -> l
             verdicts = {j: _public(per_judge[j][i], pool.covered(j, lang)) for j in judges}
             tie = None
             if i in adj:
-                verdicts[adjudicator] = _public(adj[i], pool.covered(adjudicator, lang))
+                # marked, so a rule over the panel's own verdicts can leave the tie-breaker out
+                verdicts[adjudicator] = {**_public(adj[i], pool.covered(adjudicator, lang)), "adjudicator": True}
                 tie = adj[i].get("refused")
             label = decided[i] if decided[i] is not None else (adj[i]["label"] if i in adj else "unparsed")
             rec["judge"] = name
