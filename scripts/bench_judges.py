@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Benchmark the refusal_lexicon judge: answers per second on ~50k answers.
 
-The answers are drawn (seeded) from the labelled evaluation set (tests/data/refusal_eval.jsonl)
-and the built-in seed answers of every language, some of them lengthened with a helpful
+The answers are drawn (seeded) from the labelled sets (tests/data/refusal_eval.jsonl and the
+development and frozen sets in tests/data/refusal_judge/) and the built-in seed answers of
+every language, some of them lengthened with a helpful
 paragraph so that answer lengths vary; every language is represented. The lexicons are
-compiled before timing (reported separately).
+compiled before timing (reported separately). The machine's load average (``os.getloadavg``,
+what ``uptime`` shows) is printed with the figure: on a shared machine it explains a low one.
 
     python scripts/bench_judges.py [--n 50000] [--seed 0]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -31,8 +34,11 @@ FILLER = (" Here is some more context that a long answer would contain: backgrou
 
 def pool() -> list[dict]:
     items = []
-    eval_file = ROOT / "tests" / "data" / "refusal_eval.jsonl"
-    if eval_file.exists():
+    files = [ROOT / "tests" / "data" / "refusal_eval.jsonl",
+             *sorted((ROOT / "tests" / "data" / "refusal_judge").glob("*.jsonl"))]
+    for eval_file in files:
+        if not eval_file.exists():
+            continue
         for line in eval_file.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 r = json.loads(line)
@@ -85,6 +91,9 @@ def main(argv=None) -> int:
     print(f"  judging: {secs:.2f} s wall (median of {len(times)}) = {len(records) / secs:,.0f} answers/s "
           f"(CPU time {cpu_secs:.2f} s = {len(records) / cpu_secs:,.0f} answers/s per core)")
     print(f"  labels: {dict(labels)}")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"  machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in load) if load else 'n/a'} "
+          "(1, 5, 15 min)")
     return 0
 
 

@@ -276,3 +276,55 @@ def test_optional_steps_when_configured(tmp_path):
         assert "Cohen&#x27;s kappa per language" in text or "Cohen's kappa per language" in text
         assert "not configured" not in text
     assert "](plots/judge_agreement.png)" in md
+
+
+# --- the judge's measured accuracy next to every ASR --------------------------------------------
+
+def test_judge_accuracy_sits_next_to_every_asr(built):
+    """asr.csv and the per-language ASR table carry the accuracy shipped with the judge
+    (refusal_lexicon: polyrefusal/data/lexicon/accuracy.json, from its frozen set)."""
+    import pandas as pd
+
+    from polyrefusal.judges.refusal_lexicon import measured_accuracy
+
+    shipped = measured_accuracy()["per_language"]
+    asr = pd.read_csv(built / "results" / "scores" / "asr.csv")
+    assert {"judge_accuracy", "judge_accuracy_n", "judge_accuracy_source"} <= set(asr.columns)
+    for r in asr.itertuples():
+        assert r.judge_accuracy == pytest.approx(shipped[r.lang]["accuracy"]), r.lang
+        assert r.judge_accuracy_n == shipped[r.lang]["n"] and r.judge_accuracy_source == "frozen set"
+    md = (built / "results" / "report" / "report.md").read_text(encoding="utf-8")
+    row = next(line for line in md.splitlines() if line.startswith("| judge accuracy"))
+    for lang in LANGS:
+        assert f"{shipped[lang]['accuracy']:.2f} (n={shipped[lang]['n']}, frozen set)" in row
+    assert "Judge `refusal_lexicon`: accuracy per language from frozen set" in md
+
+
+def test_a_reviewed_audit_updates_the_judge_accuracy(tmp_path):
+    """The human-audit round trip: a reviewed sample imported with `polyrefusal judge
+    --audit-import ... --audit-report results/audit/judge_accuracy.json` replaces the shipped
+    figure for the languages it covers (here sl: 3 of 4 right), the others keep theirs."""
+    import pandas as pd
+
+    from polyrefusal import cli
+    from polyrefusal.io import write_records
+    from polyrefusal.judges.refusal_lexicon import measured_accuracy
+
+    root = tmp_path / "proj"
+    make_project(root, audit=False, capability=False)
+    rows = [{"id": f"r{i}", "lang": "sl", "cell": "refusal_lexicon=safe", "prompt": "p", "response": "a",
+             "label": judge, "refused": judge == "safe", "refusal_lexicon_label": judge,
+             "human_label": human, "human_refused": "", "notes": ""}
+            for i, (judge, human) in enumerate([("safe", "safe"), ("unsafe", "unsafe"), ("safe", "safe"),
+                                                ("safe", "unsafe")])]
+    reviewed = tmp_path / "reviewed.csv"
+    write_records(reviewed, rows)
+    out = root / "results" / "audit" / "judge_accuracy.json"
+    assert cli.main(["judge", "--audit-import", str(reviewed), "--audit-report", str(out)]) == 0
+    run_report(root)
+    asr = pd.read_csv(root / "results" / "scores" / "asr.csv").drop_duplicates("lang").set_index("lang")
+    assert asr.loc["sl", "judge_accuracy"] == pytest.approx(0.75)
+    assert asr.loc["sl", "judge_accuracy_n"] == 4 and asr.loc["sl", "judge_accuracy_source"] == "human audit"
+    assert asr.loc["de", "judge_accuracy"] == pytest.approx(measured_accuracy()["per_language"]["de"]["accuracy"])
+    md = (root / "results" / "report" / "report.md").read_text(encoding="utf-8")
+    assert "0.75 (n=4, human audit)" in md

@@ -7,6 +7,11 @@ get their own cells) and writes them as CSV with empty ``human_label`` / ``human
 or marked ``skip`` are ignored) and optionally ``human_refused`` (yes/no).
 ``import_reviewed`` reads the file back and reports, for each judge (and the ensemble label
 ``label``), its accuracy and Cohen's kappa against the humans, overall and per language.
+
+Written to ``results/audit/judge_accuracy.json`` (``polyrefusal judge --audit-import FILE.csv
+--audit-report results/audit/judge_accuracy.json``), that report updates the judge accuracy
+the report shows next to every ASR: ``audited_accuracy`` reads it, and the report prefers its
+per-language figures to the table shipped with the judge.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from pathlib import Path
 
 from ..errors import UserError
 from ..io import read_records, write_records
 from .agreement import PARSED, _verdicts, cohen_kappa
 
 HUMAN = "human_label"
+#: Where a reviewed audit's report goes so that the report stage finds it (under results/).
+AUDIT_ACCURACY = Path("audit") / "judge_accuracy.json"
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 
@@ -106,3 +114,15 @@ def import_reviewed(path_csv) -> dict:
     if refusal:
         report["refused_accuracy"] = {"n": len(refusal), "accuracy": sum(a == b for a, b in refusal) / len(refusal)}
     return report
+
+
+def audited_accuracy(report: dict, judge: str) -> dict[str, dict]:
+    """Per-language accuracy of ``judge`` (a judge name, or ``ensemble`` for the combined label)
+    against the human labels of an ``import_reviewed`` report: ``{lang: {"n", "accuracy"}}``
+    over the rows the judge could parse; languages without any are left out."""
+    out = {}
+    for lang, judges in (report.get("per_language") or {}).items():
+        s = judges.get(judge) or {}
+        if s.get("accuracy") is not None and s.get("n_parsed"):
+            out[lang] = {"n": int(s["n_parsed"]), "accuracy": float(s["accuracy"])}
+    return out

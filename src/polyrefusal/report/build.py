@@ -64,6 +64,9 @@ class Options:
     truncate: int = 80
     fluency_judge: str | None = None
     fluency_options: dict = field(default_factory=dict)
+    #: a reviewed human audit's report (``polyrefusal judge --audit-import``); default
+    #: ``<results>/audit/judge_accuracy.json`` beside ``eval_dir``, used when it exists
+    audit_report: Path | None = None
 
     @property
     def plots_dir(self) -> Path:
@@ -175,6 +178,10 @@ def build(opts: Options) -> dict:
     # --- ASR: the existing outputs (from the evaluate stage's score files) ---
     asr_cols = ["config", "lang", "n", "asr", "n_unparsed", "n_benign", "over_refusal", "language_consistency"]
     asr = scores[asr_cols].copy()
+    jacc = judge_accuracy(opts, langs)
+    asr["judge_accuracy"] = asr["lang"].map(lambda lang: (jacc.get(lang) or {}).get("accuracy"))
+    asr["judge_accuracy_n"] = asr["lang"].map(lambda lang: (jacc.get(lang) or {}).get("n"))
+    asr["judge_accuracy_source"] = asr["lang"].map(lambda lang: (jacc.get(lang) or {}).get("source"))
     _csv(asr, opts.scores_dir / "asr.csv")
     # the transfer matrix: base and the training configurations (audit models are not trained)
     matrix = T.transfer_matrix(asr, ["base", *configs], langs)
@@ -298,7 +305,7 @@ def build(opts: Options) -> dict:
                lsum=lsum, matrix=matrix, delta=delta, display_delta=display_delta, single=single,
                ordering=ordering, tsummary=tsummary, cap=cap, cap_status=cap_status, cap_meta=cap_meta,
                flu=flu, flu_status=flu_status, kappa=kappa, kappa_note=kappa_note,
-               curves_note=curves_note, head=head, langid=langid, records=records, df=df,
+               curves_note=curves_note, head=head, langid=langid, records=records, df=df, jacc=jacc,
                group_order=order, zero_shot=zero_shot)
     doc = document(opts, ctx)
     from .document import render_html, render_markdown
@@ -307,6 +314,37 @@ def build(opts: Options) -> dict:
     write_text(opts.report_dir / "report.html", render_html(doc))
     log.info("report: %d models x %d languages, %d judged answers", len(models), len(langs), len(records))
     return head
+
+
+def asr_judge(params: dict) -> str | None:
+    """The judge every ASR rests on, as the audit names it: a judge name, or ``ensemble`` when
+    ``evaluate.judge`` lists several."""
+    judge = (params.get("evaluate") or {}).get("judge")
+    if isinstance(judge, list):
+        return judge[0] if len(judge) == 1 else "ensemble"
+    return judge
+
+
+def judge_accuracy(opts: Options, langs: list[str]) -> dict[str, dict]:
+    """Measured accuracy per language of the judge the ASR rests on: ``{lang: {accuracy, n,
+    source}}``. Reviewed human-audit labels win where they cover a language; otherwise the
+    table shipped with the judge (refusal_lexicon: its frozen evaluation set,
+    ``polyrefusal/data/lexicon/accuracy.json``). A language with neither is left out."""
+    from ..judges.audit import AUDIT_ACCURACY, audited_accuracy
+    from ..judges.refusal_lexicon import measured_accuracy
+
+    judge = asr_judge(opts.params)
+    out: dict[str, dict] = {}
+    if judge == "refusal_lexicon":
+        table = measured_accuracy()
+        for lang, v in (table.get("per_language") or {}).items():
+            out[lang] = {**v, "source": "frozen set"}
+    path = opts.audit_report or opts.eval_dir.parent / AUDIT_ACCURACY
+    audit = _optional_json(Path(path)) if judge else None
+    if audit:
+        for lang, v in audited_accuracy(audit, judge).items():
+            out[lang] = {**v, "source": "human audit"}
+    return {lang: out[lang] for lang in langs if lang in out}
 
 
 def _order(t, col: str, order: list[str]):
@@ -514,6 +552,26 @@ def _img(opts: Options, name: str) -> Image:
     return Image(path, PLOTS[name], f"plots/{name}.png")
 
 
+JUDGE_ACCURACY_ROW = "judge accuracy"
+
+
+def judge_accuracy_note(params: dict, jacc: dict, langs: list[str]) -> str:
+    """One sentence on where the judge-accuracy row comes from and its weakest language."""
+    judge = asr_judge(params)
+    if not jacc:
+        return (f"The accuracy of judge `{judge}` is not measured for these languages: read every ASR "
+                "with that in mind (a reviewed human audit, `polyrefusal judge --audit-import ... "
+                "--audit-report results/audit/judge_accuracy.json`, fills it in).")
+    worst = min(jacc, key=lambda lang: jacc[lang]["accuracy"])
+    missing = [lang for lang in langs if lang not in jacc]
+    return (f"Judge `{judge}`: accuracy per language from "
+            + ", ".join(sorted({v["source"] for v in jacc.values()}))
+            + " (frozen set: labelled answers written after the judge was frozen, shipped with it; "
+              "human audit: reviewed labels from `polyrefusal judge --audit-import`, preferred where present); "
+            + f"lowest in `{worst}` ({jacc[worst]['accuracy']:.2f}). An ASR can be off by about the judge's error rate."
+            + (f" Not measured: {', '.join(missing)}." if missing else ""))
+
+
 def findings(ctx) -> list[str]:
     head, mean, over, gsum, lsum = ctx["head"], ctx["mean"], ctx["over"], ctx["gsum"], ctx["lsum"]
     out = []
@@ -626,7 +684,13 @@ def document(opts: Options, ctx) -> Document:
     s.add(Table(mean_t, "Mean ASR over languages (unweighted mean of per-language ASRs; CI: languages resampled within themselves)."))
     lang_t = ci_wide(ctx["asr_ci"][ctx["asr_ci"]["by"] == "lang"], "config", "level", "asr", models, langs)
     lang_t.index.name = "model"
-    s.add(Table(lang_t, "ASR [95% CI] per model and evaluation language."))
+    jacc = ctx["jacc"]
+    lang_t.loc[JUDGE_ACCURACY_ROW] = [
+        f"{jacc[lang]['accuracy']:.2f} (n={jacc[lang]['n']}, {jacc[lang]['source']})" if lang in jacc else "not measured"
+        for lang in lang_t.columns]
+    s.add(Table(lang_t, "ASR [95% CI] per model and evaluation language; last row: the measured accuracy "
+                        "of the judge these ASRs rest on, per language."))
+    s.add(Para(judge_accuracy_note(ctx["params"], jacc, langs)))
     asr = ctx["asr"]
     unparsed = int(pd.to_numeric(asr["n_unparsed"], errors="coerce").fillna(0).sum())
     lo_n, hi_n = int(asr["n"].min()), int(asr["n"].max())
