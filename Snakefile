@@ -2,23 +2,26 @@
 #   snakemake --cores all                 # the embedded default, end to end
 #   snakemake --cores all --use-conda     # per-stage conda environments (envs/)
 #   snakemake --profile profiles/slurm    # on a cluster
-# params.yaml is the config (validated against the schema); dvc.yaml declares the same stages.
+# params.yaml is the config, read and validated by the project's own loader (the one every
+# `polyrefusal` command uses); dvc.yaml declares the same stages.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from polyrefusal.params import snakemake_config
 
 min_version("8.0")
 
-
-configfile: "params.yaml"
-
-
-validate(config, "src/polyrefusal/schemas/params.schema.yaml")
+# params.yaml validated at parse time (see snakemake_config): a bad file stops planning with its
+# one-line error and exit status 2, before any job starts, so no output is deleted. The project's
+# loader replaces Snakemake's `configfile:` (YAML 1.1 numbers, duplicate keys kept silently).
+config.update(snakemake_config(config))
 
 
 report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/validate.smk"
 include: "rules/corpus.smk"
 include: "rules/rainbow.smk"
 include: "rules/translate.smk"
@@ -46,4 +49,5 @@ rule all:
         "results/scores/transfer_matrix.csv",
         "results/rainbow/generated.parquet",
         "logs/dvc_commit.done",
+        rules.validate.output,
     default_target: True

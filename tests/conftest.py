@@ -28,14 +28,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+#: What a pipeline run writes into the checkout itself, outside the directories git ignores:
+#: DVC's record of the run. dvc.lock is a file to commit (DVC's convention: it pins what the
+#: params and code produced, for `dvc pull` / `dvc checkout`), so it is not ignored; but a
+#: test project never takes it from the checkout, whether committed or left by `make run`:
+#: every test that needs one makes its own, so the suite does not depend on what ran here.
+RUN_RECORDS = frozenset({"dvc.lock"})
+
+
 def project_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout.split("\n")
-    return [f for f in out if f and (ROOT / f).exists() or (f and (ROOT / f).is_symlink())]
+    """The project's files as a fresh clone has them: tracked and untracked-not-ignored files
+    (so a new source file counts before it is committed), without RUN_RECORDS."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.split("\0")
+    return [f for f in dict.fromkeys(out) if f and f not in RUN_RECORDS
+            and ((ROOT / f).exists() or (ROOT / f).is_symlink())]
 
 
 def copy_project(dest: Path, preset: str | None = "ci") -> Path:
-    """A fresh clone-like copy: tracked and untracked-not-ignored files, a new git repo."""
+    """A fresh clone-like copy (``project_files``), in a new git repository."""
     for rel in project_files():
         src, dst = ROOT / rel, dest / rel
         dst.parent.mkdir(parents=True, exist_ok=True)

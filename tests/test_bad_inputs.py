@@ -78,6 +78,7 @@ class Row:
     script: Callable | None = None              # scripts the server's failures
     extra_env: dict = field(default_factory=dict)
     xfail: str | None = None                    # a patch the lead still has to apply
+    edit: Callable[[str], str] | None = None    # rewrites the params text (what a dict cannot say)
 
 
 CORPUS = ["corpus", "--params", "params.yaml", "results/corpus/source.parquet"]
@@ -187,6 +188,70 @@ ROWS = [
         ("data/in.jsonl:1", "field 'text'", "no translator is configured for language 'bg'"),
         params={"languages": ["en", "de", "sl", "bg"]}, files={"data/in.jsonl": jsonl(rec())}),
 
+    # --- params: every key known, cross-field rules, local sources exist (issue 16) ---
+    Row("params-misspelt-key", CORPUS, ("params.yaml:", "field 'report.bootstrp'", "did you mean 'bootstrap'"),
+        params={"report.bootstrp": 100}),
+    Row("params-duplicate-key", CORPUS, ("params.yaml:", "field 'split.seed'", "duplicate key (first given at line"),
+        edit=lambda t: t.replace("  seed: 13\n", "  seed: 13\n  seed: 14\n", 1)),
+    Row("params-learning-rate-not-a-number", TRAIN, ("params.yaml:", "field 'dpo.learning_rate'", "'fast'"),
+        params={"dpo.learning_rate": "fast"}),
+    Row("params-base-model-dir-missing", ["base-model", "--params", "params.yaml", "results/models/base"],
+        ("params.yaml:", "field 'base_model.source'", "model directory not found: ./models/absent"),
+        params={"base_model.source": "./models/absent"}),
+    Row("params-audit-model-dir-missing", ["base-model", "--params", "params.yaml", "--audit", "m7b", "results/models/m7b"],
+        ("params.yaml:", "field 'audit_models.m7b.path'", "model directory not found"),
+        params={"audit_models": {"m7b": {"path": "/models/none/here", "gpus": 0}}}),
+    Row("params-audit-model-named-base", CORPUS, ("params.yaml:", "field 'audit_models.base'", "the base model"),
+        params={"audit_models": {"base": {"path": "owner/model", "gpus": 0}}}),
+    Row("params-corpus-include-missing", CORPUS, ("params.yaml:", "field 'corpus.include'", "file not found"),
+        params={"corpus.include": ["data/nope.jsonl"]}),
+    Row("params-unknown-judge", ["judge", "--params", "params.yaml", "--fields", "chosen", "data/in.jsonl",
+                                 "results/judged/en.parquet"],
+        ("params.yaml:", "field 'judge.judges'", "unknown judge 'refusal_lexicom'"),
+        params={"judge.judges": ["refusal_lexicom"]}, files={"data/in.jsonl": jsonl(rec())}),
+    Row("params-adjudicated-without-adjudicator", EVALUATE, ("params.yaml:", "field 'evaluate.adjudicator'", "adjudicator"),
+        params={"evaluate.rule": "adjudicated"}),
+    Row("params-rainbow-language-not-studied", ["rainbow", "--params", "params.yaml", "results/rainbow/archive",
+                                                "results/rainbow/generated.parquet"],
+        ("params.yaml:", "field 'rainbow.lang'", "'fr'"), params={"rainbow.lang": "fr"}),
+    Row("params-model-spec-misspelt-key", CORPUS,
+        ("params.yaml:", "field 'respond.chosen_model.temprature'", "did you mean 'temperature'"),
+        params={"respond.chosen_model": {"path": "owner/aligned", "temprature": 0.5}}),
+    Row("params-config-def-misspelt-key", CORPUS,
+        ("params.yaml:", "field 'config_defs.demo_holdout.grups'", "did you mean 'groups'"),
+        params={"config_defs.demo_holdout.grups": ["women"]}),
+
+    # --- stage flags: the same rules as the params key they carry ---
+    Row("split-fraction-flag-out-of-range", ["split", "--test-fraction", "1.5", "--seed", "1", "data/in.jsonl",
+                                             "results/split/assignment.json"],
+        ("argument --test-fraction", "1.5", "split.test_fraction"), files={"data/in.jsonl": jsonl(rec())}),
+    Row("split-seed-flag-not-an-integer", ["split", "--test-fraction", "0.3", "--seed", "1.5", "data/in.jsonl",
+                                           "results/split/assignment.json"],
+        ("argument --seed", "not of type 'integer'"), files={"data/in.jsonl": jsonl(rec())}),
+    Row("report-bootstrap-flag-too-small", ["report", "--params", "params.yaml", "--eval-dir", "results/eval",
+                                            "--models-dir", "results/models", "--scores-dir", "results/scores",
+                                            "--report-dir", "results/report", "--bootstrap", "3"],
+        ("argument --bootstrap", "minimum of 10", "report.bootstrap")),
+
+    # --- record inputs are typed: an answer or a prompt that is not text ---
+    Row("judge-answer-is-a-number", ["judge", "--fields", "chosen,rejected", "data/in.jsonl", "results/judged/en.parquet"],
+        ("data/in.jsonl:2", "field 'rejected'", "must be text, got int"),
+        files={"data/in.jsonl": jsonl(rec(), rec(id="p2.en", rejected=42))}),
+    Row("judge-answer-is-a-boolean", ["judge", "data/in.jsonl", "results/judged/en.parquet"],
+        ("data/in.jsonl:1", "field 'response'", "must be text, got bool"),
+        files={"data/in.jsonl": jsonl({**rec(), "prompt": "Q?", "response": True})}),
+    Row("judge-prompt-is-a-list-of-numbers", ["judge", "data/in.jsonl", "results/judged/en.parquet"],
+        ("data/in.jsonl:1", "field 'prompt'", "must be text"),
+        files={"data/in.jsonl": jsonl({**rec(), "prompt": 7, "response": "No."})}),
+    Row("evaluate-answer-is-a-boolean", EVALUATE, ("data/answers/en.jsonl:1", "field 'response'", "bool"),
+        files={"data/answers/en.jsonl": jsonl({**rec(), "prompt": "Q?", "response": False})}),
+    corpus_row("corpus-invisible-only-prompt", jsonl(rec(), rec(id="p2.en", source_id="p2", text="\u200b\u2060\u200b")),
+               ("data/c.jsonl:2", "field 'text'", "invisible")),
+    corpus_row("corpus-invisible-only-prompt-csv-with-bom",
+               "\ufeffid,source_id,lang,text,category,style,origin,harmful\n"
+               "p1.en,p1,en,\u200b\u200d,S1,role_play,file:c,true\n".encode("utf-8"),
+               ("data/c.csv:2", "field 'text'", "invisible"), name="data/c.csv"),
+
     # --- backend answers ---
     Row("openai-500-then-timeout", GENERATE, ("did not answer within 1 s", "generation.extra.timeout"),
         params=OPENAI_GENERATION, server="openai", script=fail_then_timeout,
@@ -246,8 +311,8 @@ def sentinel_project(root: Path, row: Row, url: dict) -> None:
     params = ci_params()
     for key, value in row.params.items():
         set_in(params, key, json.loads(json.dumps(value).replace("{openai}", url.get("openai", ""))))
-    (root / "params.yaml").write_text(row.params_text if row.params_text is not None
-                                      else yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    text = row.params_text if row.params_text is not None else yaml.safe_dump(params, sort_keys=False)
+    (root / "params.yaml").write_text(row.edit(text) if row.edit else text, encoding="utf-8")
     for rel, content in row.files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +372,7 @@ def test_bad_input_is_one_clear_line_and_loses_nothing(row: Row, tmp_path):
 
 
 def test_the_table_is_large_enough():
-    assert len(ROWS) >= 30
+    assert len(ROWS) >= 40
     groups = {r.id.split("-")[0] for r in ROWS}
     assert {"corpus", "params", "openai", "deepl"} <= groups
 

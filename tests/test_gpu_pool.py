@@ -19,11 +19,13 @@ from polyrefusal.gpu_pool import GpuPool, PoolError, accelerate_command, discove
 
 from .conftest import env
 
-# A job: record the devices it was given and its run interval, sleep, exit with a given status.
+# A job: say it is running (<name>.ready), record the devices it was given and its run
+# interval, sleep, exit with a given status.
 JOB = textwrap.dedent("""
     import json, os, sys, time
     out, seconds, status = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
     start = time.time()
+    open(out[:-len(".json")] + ".ready", "w").close()
     time.sleep(seconds)
     with open(out, "w") as fh:
         json.dump({"devices": os.environ["CUDA_VISIBLE_DEVICES"], "start": start, "end": time.time()}, fh)
@@ -132,14 +134,42 @@ def test_devices_stay_held_while_the_command_outlives_a_killed_wrapper(tmp_path)
         time.sleep(0.05)
 
 
+def wait_ready(out: Path, name: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the job says it runs (its readiness file): a signal sent then reaches the job,
+    however loaded the machine is."""
+    deadline = time.monotonic() + timeout
+    while not (out / f"{name}.ready").exists():
+        assert proc.poll() is None, f"the wrapper ended first ({proc.returncode})"
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.02)
+
+
 def test_sigterm_is_forwarded_and_devices_released(tmp_path):
     locks, out = tmp_path / "locks", tmp_path / "out"
     out.mkdir()
     pool = GpuPool(["0", "1"], locks)
     proc = subprocess.Popen(wrapper(locks, 2, *job(out, "term", seconds=60)), env=env())
-    wait_held(pool, 2)
+    wait_ready(out, "term", proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    assert not any(r["held"] for r in pool.status())
+
+
+def test_sigterm_before_the_command_starts_releases_the_devices(tmp_path):
+    """A signal in the window after the devices are taken and before the command runs (what
+    made the test above depend on timing) ends the wrapper with the signal's status, the devices
+    free: the wrapper is stopped while it waits for a device that another job holds."""
+    locks, out = tmp_path / "locks", tmp_path / "out"
+    out.mkdir()
+    pool = GpuPool(["0", "1"], locks)
+    with pool.acquire(2, timeout=5):  # held here: the wrapper waits for them
+        proc = subprocess.Popen(wrapper(locks, 1, *job(out, "never", seconds=60)), env=env(),
+                                stderr=subprocess.PIPE, text=True)
+        # its readiness signal: the line it writes when it starts to wait
+        assert "waiting for 1 free GPU" in proc.stderr.readline()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not (out / "never.ready").exists()
     assert not any(r["held"] for r in pool.status())
 
 

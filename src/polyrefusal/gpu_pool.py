@@ -48,6 +48,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ENV_DEVICES = "POLYREFUSAL_GPUS"
 ENV_DIR = "POLYREFUSAL_GPU_POOL_DIR"
@@ -169,12 +170,17 @@ class GpuPool:
                 f.flush()
             return Lease(devices, taken)
 
-    def acquire(self, n: int, timeout: float | None = None, poll: float = 0.25, holder: dict | None = None) -> Lease:
+    def acquire(self, n: int, timeout: float | None = None, poll: float = 0.25, holder: dict | None = None,
+                waiting: Callable[[], None] | None = None) -> Lease:
+        """``n`` devices, waiting for them; ``waiting`` is called once if they are not free at once."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             lease = self.try_acquire(n, holder)
             if lease is not None:
                 return lease
+            if waiting is not None:
+                waiting()
+                waiting = None
             if deadline is not None and time.monotonic() >= deadline:
                 raise PoolError(f"timed out after {timeout:.0f}s waiting for {n} free GPU(s) of {self.devices}")
             time.sleep(poll)
@@ -224,7 +230,45 @@ def run_command(cmd: list[str], n: int, pool: GpuPool, timeout: float | None = N
     """Run cmd on n devices of the pool; returns its exit status (128+signal if killed)."""
     if not cmd:
         raise PoolError("no command given (use: -- COMMAND ...)")
-    lease = pool.acquire(n, timeout=timeout, holder={"pid": os.getpid(), "cmd": " ".join(cmd)[:300]})
+    # The handlers go in before anything is held: a signal that comes while this wrapper waits
+    # for devices, or before the command has started, ends the wrapper with that signal's
+    # status (the devices released) instead of killing it by default with the command orphaned.
+    state: dict = {"child": None}
+
+    def forward(signum, _frame):
+        child = state["child"]
+        if child is None:
+            raise _Stopped(signum)
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _run_leased(cmd, n, pool, timeout, accelerate, quiet, state)
+    except _Stopped as stop:
+        return 128 + stop.signum
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class _Stopped(Exception):
+    """A signal came before the command started."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _run_leased(cmd: list[str], n: int, pool: GpuPool, timeout: float | None, accelerate: bool,
+                quiet: bool, state: dict) -> int:
+    def waiting() -> None:
+        print(f"gpu_pool: waiting for {n} free GPU(s) of {pool.devices}", file=sys.stderr, flush=True)
+
+    lease = pool.acquire(n, timeout=timeout, holder={"pid": os.getpid(), "cmd": " ".join(cmd)[:300]},
+                         waiting=None if quiet else waiting)
     try:
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=lease.visible)
         env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # ids as nvidia-smi numbers them
@@ -235,27 +279,13 @@ def run_command(cmd: list[str], n: int, pool: GpuPool, timeout: float | None = N
                   file=sys.stderr, flush=True)
         # The command inherits the locks (pass_fds): the devices stay held while it runs, even if
         # this wrapper is killed.
-        child = subprocess.Popen(cmd, env=env, pass_fds=lease.fds)
-        forwarded = {}
-
-        def forward(signum, _frame):
-            forwarded[signum] = True
+        child = state["child"] = subprocess.Popen(cmd, env=env, pass_fds=lease.fds)
+        while True:
             try:
-                child.send_signal(signum)
-            except ProcessLookupError:
-                pass
-
-        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-        try:
-            while True:
-                try:
-                    rc = child.wait()
-                    break
-                except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                    continue
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+                rc = child.wait()
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
         return 128 - rc if rc < 0 else rc
     finally:
         lease.release()

@@ -104,11 +104,24 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8-sig"))  # a BOM is not content
     except FileNotFoundError:
         raise UserError("file not found", file=str(path)) from None
     except json.JSONDecodeError as exc:
         raise UserError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+
+
+#: Unicode categories that show nothing: format characters (zero-width space and joiners, the
+#: byte-order mark, bidirectional marks), controls, private use and unassigned code points.
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cn"})
+
+
+def only_invisible(text: str) -> bool:
+    """True when ``text`` has no visible character (white space and INVISIBLE_CATEGORIES only):
+    a prompt a reader cannot see is not a prompt."""
+    import unicodedata
+
+    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
@@ -118,7 +131,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 raise UserError(f"record is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit",
                                 file=str(path), line=lineno)
             try:
-                line = raw.decode("utf-8")
+                # a byte-order mark opening the file is not content (as for CSV)
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise UserError(f"invalid UTF-8 at byte {exc.start}", file=str(path), line=lineno) from None
             if not line.strip():
@@ -150,7 +164,8 @@ def read_records(path: str | os.PathLike, *, with_lines: bool = False) -> list[d
         import pandas as pd
         try:
             df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, dtype=str,
-                                                                                  keep_default_na=False)
+                                                                                  keep_default_na=False,
+                                                                                  encoding="utf-8-sig")
         except Exception as exc:  # pyarrow/pandas raise many types for a corrupt file
             raise UserError(f"cannot read {suffix[1:]} file: {exc}".splitlines()[0], file=str(path)) from None
         records = [_clean(r) for r in df.to_dict(orient="records")]

@@ -1,84 +1,322 @@
-"""Loading and validating params.yaml (the same file Snakemake validates as its config)."""
+"""Loading and validating params.yaml: the one validation every reader of params goes through.
+
+Every `polyrefusal` command that reads params, the Snakefile at parse time (it replaces
+Snakemake's own config loading with ``load_params``) and DVC (its first stage, ``validate``)
+call ``load_params``, so a bad params file fails the same way everywhere, before any job
+starts and before any output is touched: one ``UserError`` naming the file, line and key.
+
+What is checked:
+
+* YAML as users write it: numbers by YAML 1.2's rules (``1e-6`` is a float, as in DVC's own
+  YAML 1.2 reader, where PyYAML's YAML 1.1 rules read it as a string); a key given twice in
+  one mapping is an error (YAML says keys are unique; PyYAML keeps the last one silently);
+* the JSON schema (``schemas/params.schema.yaml``): every key of every section known, types,
+  ranges and enums; an unknown key is named with a "did you mean";
+* the cross-field rules a schema cannot express (``cross_checks``).
+
+``flag(key)`` gives an argparse ``type=`` for a stage flag that carries a params value, checked
+by that key's schema: a flag and its params key accept exactly the same values.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
+import argparse
 import difflib
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
 
 import yaml
 
 from .errors import UserError
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "params.schema.yaml"
+#: Pipeline outputs: a params path under here is made by the run, so it may not exist yet.
+OUTPUTS_DIR = "results/"
+
+_FLOAT = "tag:yaml.org,2002:float"
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 (core schema) floats: ``1e-6``, ``1E3`` and ``.5``
+    are floats, as every YAML 1.2 reader (DVC's ruamel.yaml) sees them."""
+
+
+Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _FLOAT]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+# Added after the int resolver, so a plain "13" still resolves to an int first.
+Loader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def _check_duplicates(node: yaml.Node, source: str, path: tuple = ()) -> None:
+    """A key given twice in one mapping, named with the line of its second occurrence."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
+            here = ".".join(map(str, path + (name,)))
+            if name in seen:
+                raise UserError(f"duplicate key (first given at line {seen[name]})", file=source,
+                                line=key.start_mark.line + 1, field=here)
+            seen[name] = key.start_mark.line + 1
+            _check_duplicates(value, source, path + (name,))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicates(item, source, path + (i,))
+
+
+def load_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
+    """(data, composed node tree) of a YAML file, with YAML 1.2 numbers and unique keys."""
     path = Path(path)
     if not path.exists():
         raise UserError("params file not found", file=str(path))
     try:
-        with open(path, encoding="utf-8") as fh:
-            params = yaml.safe_load(fh)
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not content
+    except UnicodeDecodeError as exc:
+        raise UserError(f"invalid UTF-8 at byte {exc.start}", file=str(path)) from None
+    loader = Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _check_duplicates(node, str(path))
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise UserError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                        line=None if line is None else line + 1) from None
-    validate_params(params, source=str(path))
+        mark = getattr(exc, "problem_mark", None)
+        raise UserError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", file=str(path),
+                        line=None if mark is None else mark.line + 1) from None
+    finally:
+        loader.dispose()
+    return data, node
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """The params file, validated (see the module docstring); a UserError otherwise."""
+    params, node = load_yaml(path)
+    validate_params(params, source=str(path), node=node)
     return params
 
 
-def _yaml_line(path: str, dotted: list) -> int | None:
+def _node_line(node: yaml.Node | None, dotted: list) -> int | None:
+    """Line of a key path in a composed YAML tree: the key itself for a mapping entry, the
+    deepest existing ancestor when the path does not exist (a missing required key)."""
+    line = None if node is None else node.start_mark.line + 1
+    for key in dotted:
+        if isinstance(node, yaml.MappingNode):
+            hit = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            if hit is None:
+                return line
+            line, node = hit[0].start_mark.line + 1, hit[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _yaml_line(path: str | Path | None, dotted: list) -> int | None:
     """Best-effort line number of a key path in a YAML file (for error messages)."""
     try:
-        node = yaml.compose(open(path, encoding="utf-8"))
-        for key in dotted:
-            if isinstance(node, yaml.MappingNode):
-                node = next(v for k, v in node.value if k.value == str(key))
-            elif isinstance(node, yaml.SequenceNode):
-                node = node.value[int(key)]
-        return node.start_mark.line + 1
-    except Exception:
+        with open(path, encoding="utf-8-sig") as fh:  # type: ignore[arg-type]
+            return _node_line(yaml.compose(fh, Loader=Loader), list(dotted))
+    except Exception:  # an unreadable file: the message goes without a line
         return None
 
 
-def validate_params(params: Any, source: str = "params.yaml") -> None:
-    """JSON-schema validation plus the cross-field checks a schema cannot express."""
-    import jsonschema
+@lru_cache(maxsize=1)
+def _schema() -> dict:
     with open(SCHEMA, encoding="utf-8") as fh:
-        schema = yaml.safe_load(fh)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        path = list(err.absolute_path)
+        return yaml.load(fh, Loader=Loader)
+
+
+def _validator(schema: dict | None = None):
+    import jsonschema
+
+    root = _schema()
+    if schema is None:
+        return jsonschema.Draft202012Validator(root)
+    # a sub-schema keeps its $refs into the root's definitions
+    return jsonschema.Draft202012Validator({**schema, "definitions": root["definitions"]})
+
+
+def _describe(err) -> tuple[list, str]:
+    """(key path, message) of one schema error, in the user's terms."""
+    from jsonschema.exceptions import best_match
+
+    path = list(err.absolute_path)
+    if err.validator in ("oneOf", "anyOf") and err.context:
+        # The alternative the value was meant for names the real problem: not the branches of
+        # another type, nor a constant ("all") when a mapping or list was given.
+        meant = [e for e in err.context if e.validator != "type" or list(e.absolute_path) != path]
+        if len(meant) > 1:
+            meant = [e for e in meant if e.validator != "const"] or meant
+        if meant:
+            inner = best_match(meant)
+            if list(inner.absolute_path) != path or inner.validator != "const":
+                return _describe(inner)
         message = err.message
-        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-            # name the unexpected key itself, not only its parent
-            allowed = set(err.schema.get("properties", {}))
-            extra = sorted(k for k in err.instance if k not in allowed)
-            if extra:
-                path.append(extra[0])
-                close = difflib.get_close_matches(extra[0], sorted(allowed), n=1)
-                message = (f"unknown key {extra[0]!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-                           + f" (allowed: {', '.join(sorted(allowed))})")
-        if err.validator in ("oneOf", "anyOf") and isinstance(err.schema, dict) and err.schema.get("description"):
-            message += f" (expected {err.schema['description']})"
-        raise UserError(message, file=source, line=_yaml_line(source, path),
-                        field=".".join(map(str, path)) or None)
+        description = err.schema.get("description") if isinstance(err.schema, dict) else None
+        if description:
+            message = f"{err.instance!r} is not valid (expected {description})"
+        return path, message
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(k for k in err.instance if k not in allowed)
+        if extra:
+            close = difflib.get_close_matches(str(extra[0]), allowed, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return path + [extra[0]], f"unknown key {extra[0]!r}{hint} (known: {', '.join(allowed)})"
+    if err.validator == "propertyNames":
+        return path, f"{err.instance!r}: names are lower-case letters, digits and _ (starting with a letter)"
+    return path, err.message
+
+
+def validate_params(params: Any, source: str = "params.yaml", node: yaml.Node | None = None) -> None:
+    """JSON-schema validation plus the cross-field checks a schema cannot express. ``node``
+    (the composed file) gives the lines; without it the file ``source`` is read for them."""
+    def line_of(path: list) -> int | None:
+        return _node_line(node, path) if node is not None else _yaml_line(source, path)
+
+    if not isinstance(params, dict):
+        raise UserError("params must be a mapping of sections", file=source, line=1)
+    errors = list(_validator().iter_errors(params))
+    # A misspelt required key is both missing and unknown: name the unknown key (did you mean)
+    unknown_in = {tuple(e.absolute_path) for e in errors if e.validator == "additionalProperties"}
+    errors = [e for e in errors if not (e.validator == "required" and tuple(e.absolute_path) in unknown_in)]
+    if errors:
+        described = [_describe(e) for e in errors]
+        # the first problem in the file, as a reader meets it
+        path, message = min(described, key=lambda pm: (line_of(pm[0]) or 0, len(pm[0])))
+        raise UserError(message, file=source, line=line_of(path), field=".".join(map(str, path)) or None)
+    for path, message in cross_checks(params, base=Path(source).parent):
+        # the line is the list entry's; the field is the key (the message names the entry)
+        field = ".".join(str(p) for p in path if not isinstance(p, int))
+        raise UserError(message, file=source, line=line_of(path), field=field)
+
+
+def _local_missing(value: str, base: Path) -> bool:
+    p = Path(value).expanduser()
+    return not (p if p.is_absolute() else base / p).exists()
+
+
+def _model_problem(path: str, base: Path) -> str | None:
+    """Why a model path cannot be used: a local path (not a hub id) that does not exist.
+    Paths under results/ are made by the pipeline itself."""
+    from .generate.identity import looks_like_path
+
+    if path.startswith(OUTPUTS_DIR) or not looks_like_path(path) or not _local_missing(path, base):
+        return None
+    return f"model directory not found: {path}"
+
+
+def _data_problem(source: str, base: Path) -> str | None:
+    """Why a corpus source cannot be read: a local file (not a hub dataset id) that does not
+    exist (the importers' rule for telling the two apart)."""
+    from .importers import _HUB_ID, FILE_SUFFIXES
+
+    if source == "builtin" or source.startswith(("hub:", "hf:", OUTPUTS_DIR)) or not _local_missing(source, base):
+        return None
+    if Path(source).suffix.lower() in FILE_SUFFIXES or not _HUB_ID.fullmatch(source):
+        return f"file not found: {source}"
+    return None
+
+
+def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]:
+    """(key path, message) of every rule across fields; ``base`` is where relative local
+    paths are resolved (the params file's directory, where the commands run)."""
+    from .judges.ensemble import check_plan
+
+    problems: list[tuple[list, str]] = []
     langs = params["languages"]
-    for name in params["train_configs"]:
-        if name not in params["config_defs"]:
-            raise UserError(f"unknown training configuration {name!r}; define it under config_defs",
-                            file=source, line=_yaml_line(source, ["train_configs"]), field="train_configs")
-        if not config_languages(params, name):
-            raise UserError(f"training configuration {name!r} has no data: none of its languages "
-                            f"is in `languages` ({', '.join(langs)})", file=source,
-                            line=_yaml_line(source, ["config_defs", name]), field=f"config_defs.{name}")
     if params["source_language"] not in langs:
-        raise UserError("source_language must be one of `languages`", file=source,
-                        line=_yaml_line(source, ["source_language"]), field="source_language")
+        problems.append((["source_language"], f"{params['source_language']!r} must be one of `languages` "
+                                              f"({', '.join(langs)})"))
+    for i, name in enumerate(params["train_configs"]):
+        if name not in params["config_defs"]:
+            close = difflib.get_close_matches(name, list(params["config_defs"]), n=1)
+            problems.append((["train_configs", i], f"unknown training configuration {name!r}"
+                             + (f"; did you mean {close[0]!r}?" if close else "; define it under config_defs")))
+        elif not config_languages(params, name):
+            problems.append((["config_defs", name], f"training configuration {name!r} has no data: none of its "
+                             f"languages is in `languages` ({', '.join(langs)})"))
+    audit = params.get("audit_models") or {}
+    for name, spec in audit.items():
+        if name == "base" or name in params["train_configs"]:
+            problems.append((["audit_models", name], f"audit model {name!r} has the name of "
+                             + ("the base model" if name == "base" else "a training configuration")))
+        if (why := _model_problem(spec["path"], base)):
+            problems.append((["audit_models", name, "path"], why))
+    source = params["base_model"]["source"]
+    if source != "embedded" and (why := _model_problem(source, base)):
+        problems.append((["base_model", "source"], why))
+    corpus = params["corpus"]
+    if (why := _data_problem(corpus["source"], base)):
+        problems.append((["corpus", "source"], why))
+    for i, extra in enumerate(corpus.get("include") or []):
+        if not extra.startswith(OUTPUTS_DIR) and _local_missing(extra, base):
+            problems.append((["corpus", "include", i], f"file not found: {extra}"))
+    for section, role in (("respond", "chosen_model"), ("respond", "rejected_model"),
+                          ("rainbow", "mutator"), ("rainbow", "target")):
+        spec = (params.get(section) or {}).get(role)
+        if spec and (why := _model_problem(spec["path"], base)):
+            problems.append(([section, role, "path"], why))
+    from .translate.base import TRANSLATORS
+
+    translate = params["translate"]
+    known = TRANSLATORS.get(translate["backend"]).known_options  # the backend declares its options
+    for key in (translate.get("options") or {}) if known is not None else ():
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            problems.append((["translate", "options", key], f"unknown option {key!r} of translate backend "
+                             f"{translate['backend']!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                             + f" (known: {', '.join(sorted(known)) or 'none'})"))
+    rainbow_lang = (params.get("rainbow") or {}).get("lang")
+    if rainbow_lang and rainbow_lang not in langs:
+        problems.append((["rainbow", "lang"], f"{rainbow_lang!r} must be one of `languages`"))
+    judge = params["judge"]
+    options = judge.get("options") or {}
+    evaluate = params["evaluate"]
+    for section, judges, rule, adjudicator in (
+            ("judge", judge["judges"], judge["rule"], judge.get("adjudicator")),
+            ("evaluate", evaluate["judge"], evaluate.get("rule", "unanimous"), evaluate.get("adjudicator"))):
+        try:
+            check_plan(judges, rule, adjudicator, options)
+        except UserError as exc:
+            key = {"judge": "judges" if section == "judge" else "judge"}.get(exc.field or "", exc.field)
+            where: list = [section, key]
+            if isinstance(judges, list) and key in ("judges", "judge"):  # name the list entry
+                where += [i for i, name in enumerate(judges) if repr(name) in exc.message][:1]
+            problems.append((where, exc.message))
+    for name, opts in options.items():
+        if (opts or {}).get("backend") in ("transformers", "vllm") and isinstance(opts.get("path"), str) \
+                and (why := _model_problem(opts["path"], base)):
+            problems.append((["judge", "options", name, "path"], why))
+    return problems
+
+
+def snakemake_config(overrides: dict, path: str = "params.yaml") -> dict:
+    """The Snakefile's config: params.yaml loaded and validated, with ``--config key=value``
+    overrides (Snakemake's ``config`` before the file is read; called from the Snakefile only)
+    applied and validated with the rest. A bad file prints its one-line error and exits with status 2: no traceback, no job."""
+    import sys
+
+    try:
+        params = load_params(path)
+        if overrides:
+            from snakemake.utils import update_config  # --config merges key by key, as Snakemake's own
+
+            update_config(params, overrides)
+            validate_params(params, source=path)
+    except UserError as exc:
+        print(exc.format(), file=sys.stderr)
+        raise SystemExit(2) from None
+    return params
 
 
 def config_languages(params: dict, name: str) -> list[str]:
@@ -90,3 +328,30 @@ def config_languages(params: dict, name: str) -> list[str]:
     if spec == "all":
         return list(langs)
     return [lang for lang in langs if lang in spec]
+
+
+def key_schema(dotted: str) -> dict:
+    """The schema of one params key (``split.test_fraction``)."""
+    node = _schema()
+    for part in dotted.split("."):
+        node = node["properties"][part]
+    return node
+
+
+def flag(dotted: str) -> Callable[[str], Any]:
+    """An argparse ``type=`` for a flag that carries the params key ``dotted``: the text is read
+    as a YAML 1.2 scalar (as in params.yaml) and checked against that key's schema."""
+    validator = _validator(key_schema(dotted))
+
+    def parse(text: str) -> Any:
+        try:
+            value = yaml.load(text, Loader=Loader)
+        except yaml.YAMLError:
+            value = text
+        err = next(iter(validator.iter_errors(value)), None)
+        if err is not None:
+            raise argparse.ArgumentTypeError(f"{text!r}: {_describe(err)[1]} (as params {dotted})")
+        return value
+
+    parse.__name__ = dotted  # argparse names the type in its messages
+    return parse

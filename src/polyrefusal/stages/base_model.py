@@ -13,16 +13,17 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p):
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default="params.yaml",
+                   help="params file (base_model:, or audit_models: with --audit; default: params.yaml)")
     p.add_argument("--audit", default=None, metavar="NAME",
                    help="audit mode: write the pointer of params.audit_models[NAME] instead")
-    p.add_argument("out", help="output model directory")
+    p.add_argument("out", help="output model directory (the built model, or a pointer to a real one)")
 
 
 def run(args):
     params = load_params(args.params)
     if args.audit:
-        return write_audit_pointer(params, args.audit, Path(args.out))
+        return write_audit_pointer(params, args.audit, Path(args.out), args.params)
     cfg = params["base_model"]
     # Built beside the output and renamed: a killed build never looks complete.
     with atomic_dir(args.out) as tmp:
@@ -41,13 +42,15 @@ def run(args):
             log.info("base-model: using %s", cfg["source"])
 
 
-def write_audit_pointer(params: dict, name: str, out: Path) -> None:
+def write_audit_pointer(params: dict, name: str, out: Path, params_file: str | None = None) -> None:
     """An audit model's directory: a pointer to its path (local or hub id) and backend."""
     from ..errors import UserError
 
-    spec = (params.get("audit_models") or {}).get(name)
-    if not spec or not spec.get("path"):
-        raise UserError(f"audit model {name!r} needs a `path`", field=f"audit_models.{name}")
+    models = params.get("audit_models") or {}
+    if name not in models:  # the params were validated: only the name can be wrong
+        raise UserError(f"no audit model {name!r}; audit_models has: {', '.join(models) or 'none'}",
+                        file=params_file, field="audit_models")
+    spec = models[name]
     with atomic_dir(out) as tmp:
         write_json(tmp / POINTER, {"path": spec["path"], "revision": spec.get("revision"),
                                    "backend": spec.get("backend")})

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p):
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default="params.yaml",
+                   help="params file (languages, evaluate:, judge.options; default: params.yaml)")
     p.add_argument("--judge", action="append", default=None,
                    help="judge name (repeat for an ensemble; default: params evaluate.judge)")
     p.add_argument("--lang", action="append", default=None,

@@ -42,23 +42,40 @@ log = logging.getLogger(__name__)
 def add_arguments(p):
     p.add_argument("--judge", action="append", default=None, metavar="NAME",
                    help="judge name (repeat for an ensemble; default refusal_lexicon)")
-    p.add_argument("--rule", default=None, choices=["unanimous", "majority", "adjudicated"],
+    from ..judges.ensemble import RULES
+
+    p.add_argument("--rule", default=None, choices=RULES,
                    help="ensemble rule (default: params judge.rule, else unanimous)")
     p.add_argument("--params", default=None, metavar="params.yaml",
                    help="take judges, rule, adjudicator and options from the params file's judge: block")
     p.add_argument("--adjudicator", default=None, metavar="NAME", help="judge that settles disagreements")
     p.add_argument("--judge-config", default=None, metavar="FILE.yaml", help="judge name -> options")
-    p.add_argument("--fields", default="response", help="comma-separated answer fields (default: response)")
+    p.add_argument("--fields", default="response",
+                   help="comma-separated answer fields to judge, each a text (default: response)")
     p.add_argument("--agreement", default=None, metavar="FILE", help="write kappa per language (.csv or .json)")
     p.add_argument("--agreement-plot", default=None, metavar="FILE.png", help="write the kappa heatmap")
     p.add_argument("--audit-export", default=None, metavar="FILE.csv", help="write a sample for human review")
-    p.add_argument("--audit-per-cell", type=int, default=20, help="sample size per (language, verdicts) cell")
-    p.add_argument("--audit-seed", type=int, default=0)
+    p.add_argument("--audit-per-cell", type=positive_int, default=20, metavar="N",
+                   help="sample size per (language, verdicts) cell of --audit-export (default 20)")
+    p.add_argument("--audit-seed", type=int, default=0, metavar="N", help="seed of the --audit-export sample")
     p.add_argument("--audit-import", default=None, metavar="FILE.csv",
                    help="read a reviewed audit sample and report judge accuracy (no IN/OUT needed)")
     p.add_argument("--audit-report", default=None, metavar="FILE.json", help="where --audit-import writes its report")
     p.add_argument("inp", nargs="?", help="records to judge (JSONL, Parquet or CSV)")
     p.add_argument("out", nargs="?", help="judged records (JSONL or Parquet)")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
 
 
 def load_judge_config(path: str | None) -> dict:

@@ -30,9 +30,9 @@ def to_trl(record: dict) -> dict:
 def add_arguments(p):
     p.add_argument("--split", required=True, help="split assignment JSON (from `split`)")
     p.add_argument("--stats", required=True, help="output JSON with kept/dropped counts")
-    p.add_argument("judged", help="judged responses of one language")
-    p.add_argument("train_out")
-    p.add_argument("test_out")
+    p.add_argument("judged", help="judged responses of one language (from `judge`, --fields chosen,rejected)")
+    p.add_argument("train_out", help="output JSONL: the kept training pairs (TRL conversational preference format)")
+    p.add_argument("test_out", help="output JSONL: every test prompt, benign controls included")
 
 
 def run(args):

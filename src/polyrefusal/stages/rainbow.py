@@ -30,7 +30,7 @@ from .. import seed as seed_data
 from ..corpus import (params_line, check_corpus_params, load_corpus, resolve_selection, write_corpus)
 from ..errors import UserError
 from ..io import write_json
-from ..params import load_params
+from ..params import flag, load_params
 from ..rainbow import DEFAULT_TEMPLATE, GRIDS, RainbowSearch, Settings, category_names, key_names, summary
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,11 @@ DEFAULTS: dict = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--iterations", type=int, default=None,
+    p.add_argument("--params", default="params.yaml", help="params file (its rainbow: block; default: params.yaml)")
+    p.add_argument("--iterations", type=flag("rainbow.iterations"), default=None, metavar="N",
                    help="total iterations in the archive (default: rainbow.iterations)")
-    p.add_argument("--seed", type=int, default=None, help="search seed (default: rainbow.seed)")
+    p.add_argument("--seed", type=flag("rainbow.seed"), default=None, metavar="N",
+                   help="search seed (default: rainbow.seed)")
     p.add_argument("--force", action="store_true", help="run even when rainbow.enabled is false")
     p.add_argument("--restart", action="store_true",
                    help="start a new archive when the saved one was made with other settings "

@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..params import load_params
+from ..params import flag, load_params
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p):
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default="params.yaml", help="params file (languages, models, report:; default: params.yaml)")
     p.add_argument("--eval-dir", required=True, help="results/eval (<model>/<lang>.json and .judged.jsonl)")
     p.add_argument("--models-dir", required=True, help="results/models (<config>/metrics.json, train_log.csv)")
     p.add_argument("--scores-dir", required=True,
@@ -33,9 +33,12 @@ def add_arguments(p):
     p.add_argument("--translations-dir", default=None, help="results/translations (<lang>.usage.json); optional")
     p.add_argument("--show-full-answers", action="store_true",
                    help="show generated answers to harmful prompts in full (default: truncated)")
-    p.add_argument("--truncate", type=int, default=None, help="characters of an answer shown (default 80)")
-    p.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples (default: report.bootstrap or 1000)")
-    p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: report.seed or 0)")
+    p.add_argument("--truncate", type=flag("report.truncate_answers"), default=None, metavar="N",
+                   help="characters of an answer to a harmful prompt shown (default: report.truncate_answers or 80)")
+    p.add_argument("--bootstrap", type=flag("report.bootstrap"), default=None, metavar="N",
+                   help="bootstrap resamples per confidence interval (default: report.bootstrap or 1000)")
+    p.add_argument("--seed", type=flag("report.seed"), default=None, metavar="N",
+                   help="bootstrap seed (default: report.seed or 0)")
 
 
 def run(args):

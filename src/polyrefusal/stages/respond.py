@@ -19,10 +19,13 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p):
-    p.add_argument("--backend", choices=["corpus", "generate"], required=True)
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("inp")
-    p.add_argument("out")
+    p.add_argument("--backend", choices=["corpus", "generate"], required=True,
+                   help="corpus: the answers the corpus carries; generate: answers of respond.chosen_model "
+                        "and respond.rejected_model (params respond.backend)")
+    p.add_argument("--params", default="params.yaml",
+                   help="params file (read with --backend generate; default: params.yaml)")
+    p.add_argument("inp", help="translated records of one language (Parquet, JSONL or CSV)")
+    p.add_argument("out", help="output: the records with `chosen` and `rejected` answers")
 
 
 def run(args):

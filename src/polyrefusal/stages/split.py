@@ -15,6 +15,7 @@ from collections import defaultdict
 
 from ..errors import UserError
 from ..io import read_records, write_json
+from ..params import flag
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,12 @@ def assign_groups(records: list[dict], test_fraction: float, seed: int) -> dict[
 
 
 def add_arguments(p):
-    p.add_argument("--test-fraction", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("corpus", help="source corpus (Parquet/JSONL)")
+    p.add_argument("--test-fraction", type=flag("split.test_fraction"), required=True, metavar="F",
+                   help="share of each category's attack styles held out for test, in (0, 1) "
+                        "(params split.test_fraction)")
+    p.add_argument("--seed", type=flag("split.seed"), required=True, metavar="N",
+                   help="seed of the shuffle that picks the test styles (params split.seed)")
+    p.add_argument("corpus", help="source corpus (Parquet, JSONL or CSV): source_id, category, style, harmful")
     p.add_argument("out", help="output JSON: group -> side, and source_id -> side")
 
 

@@ -22,14 +22,12 @@ from pathlib import Path
 from ..errors import BackendError, UserError
 from ..io import read_records, write_json, write_records
 from ..translate import quality
+from ..translate.base import TRANSLATORS
 from ..translate.driver import merge_native, split_by_language, translate_records
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MEMORY = "results/translation_memory"
-#: ``translate.backend`` for a corpus that brings every language itself (MiJaBench: English and
-#: Portuguese prompts written apart, not translations of each other): nothing is translated.
-NO_TRANSLATION = "none"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
     records = read_records(args.input, with_lines=True)
     to_translate, native = split_by_language(records, args.source, args.target)
-    if backend == NO_TRANSLATION:  # each language keeps only the prompts the corpus has in it
-        to_translate = [] if args.source != args.target else to_translate
+    if not TRANSLATORS.get(backend, field="translate.backend").translates and args.source != args.target:
+        to_translate = []  # backend none: each language keeps only the prompts the corpus has in it
     common = dict(backend=backend, memory_dir=memory_dir, options=options, fields=fields)
     usage: dict | None = None
     try:

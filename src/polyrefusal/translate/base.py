@@ -52,6 +52,8 @@ class Translator(ABC):
     #: Accepted option names (None: anything). Secrets are never options: they come from the
     #: environment, so they can never reach params.yaml, a memory key or a log line.
     known_options: frozenset[str] | None = None
+    #: False for ``none``: the stage then translates nothing (each language keeps its own rows).
+    translates: bool = True
     #: Options that change how a backend runs (retries, device, batch size) but not what it
     #: outputs: kept out of the memory key, so changing them never re-bills a text.
     runtime_options: frozenset[str] = frozenset()
@@ -100,5 +102,6 @@ class Translator(ABC):
 
 TRANSLATORS: Registry[Translator] = Registry("translator")
 TRANSLATORS.lazy("memory", "polyrefusal.translate.builtin")
+TRANSLATORS.lazy("none", "polyrefusal.translate.builtin")
 TRANSLATORS.lazy("deepl", "polyrefusal.translate.deepl_backend")
 TRANSLATORS.lazy("transformers", "polyrefusal.translate.transformers_mt")

@@ -52,3 +52,16 @@ class BuiltinMemory(Translator):
                        f"to deepl or transformers)")
             out.append(table[text])
         return out
+
+
+@TRANSLATORS.register("none")
+class NoTranslation(Translator):
+    """``none``: no machine translation. For a corpus that brings every language itself
+    (MiJaBench's English and Portuguese prompts are written from separate seed corpora, not
+    translated from each other): each language keeps only the rows the corpus has in it."""
+
+    known_options = frozenset()
+    translates = False
+
+    def translate(self, texts, source, target):
+        raise MissingTranslation(0, "translate.backend is none: this language has no row of its own")
