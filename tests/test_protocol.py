@@ -52,3 +52,15 @@ def test_test_prompts_are_capped_per_category_the_same_in_every_language():
     assert capped["b1"] == "test"
     assert capped == cap_test_per_category(sides, records, 2, seed=0)
     assert cap_test_per_category(sides, records, None, seed=0) == sides
+
+
+def test_a_prompt_is_kept_only_where_every_guard_finds_it_unsafe():
+    from polyrefusal.errors import UserError
+    from polyrefusal.protocol import keeps_prompt
+
+    assert keeps_prompt({"prompt_verdicts": {"llama_guard": _v("unsafe"), "polyguard": _v("unsafe")}})
+    assert not keeps_prompt({"prompt_verdicts": {"llama_guard": _v("unsafe"), "polyguard": _v("safe")}})
+    assert not keeps_prompt({"prompt_verdicts": {"llama_guard": _v("unsafe"), "polyguard": _v("safe"),
+                                                 "llm_judge": _v("unsafe", True)}})
+    with pytest.raises(UserError, match="labels the field `prompt`"):
+        keeps_prompt({"text": "[request]"}, "judged.parquet")

@@ -1,7 +1,7 @@
 """The study's rules for which judged data is kept: training pairs and test prompts.
 
 Declared here once; the `pairs` and `split` stages apply them, params choose them
-(``pairs.keep``, ``split.test_per_category``).
+(``pairs.keep``, ``pairs.unsafe_prompts_only``, ``split.test_per_category``).
 
 Pair rules (``pairs.keep``):
 
@@ -37,6 +37,19 @@ def keeps_pair(record: dict, rule: str = "refusal") -> bool:
         return bool(chosen) and bool(rejected) and all(v.get("label") == "safe" for v in chosen) \
             and any(v.get("label") == "unsafe" for v in rejected)
     raise ValueError(f"unknown pair rule {rule!r} (use {', '.join(PAIR_RULES)})")
+
+
+def keeps_prompt(record: dict, source: str | None = None) -> bool:
+    """Did every judge of the panel find the prompt itself unsafe (RefusEU keeps only such
+    prompts)? Needs the judge stage to have labelled the field ``prompt``."""
+    from .errors import UserError
+
+    panel = _panel(record.get("prompt_verdicts"))
+    if not panel:
+        raise UserError("no verdicts on the prompt itself: with pairs.unsafe_prompts_only the judge stage "
+                        "labels the field `prompt` (judges that can classify prompts: llama_guard, polyguard)",
+                        file=source, field="prompt_verdicts")
+    return all(v.get("label") == "unsafe" for v in panel)
 
 
 def cap_test_per_category(sides: dict[str, str], records: list[dict], per_category: int | None,

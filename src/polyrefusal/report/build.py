@@ -662,6 +662,10 @@ def document(opts: Options, ctx) -> Document:
         f"judge: `{judge}`; language ID: **{', '.join(ctx['langid'])}** (restricted to the study's languages)."))
     if ctx["audit"]:
         doc.intro.append(Para(f"Audit models (evaluated without training): {', '.join(f'`{m}`' for m in ctx['audit'])}."))
+    deviations = (params.get("report") or {}).get("deviations") or []
+    if deviations:  # declared by the preset that follows a paper (configs/presets/*.yaml)
+        doc.intro.append(Para("Where this run departs from the published protocol of its preset:"))
+        doc.intro.append(Bullets(list(deviations)))
     doc.intro.append(Para(
         f"All intervals are 95% percentile-bootstrap CIs ({B:,} resamples, seed {opts.seed}); "
         "ASR = share of harmful prompts whose answer the judge finds not refused (unparsed answers "

@@ -1,7 +1,9 @@
 """Stage `pairs`: keep judged preference pairs of one language and write TRL data.
 
-A harmful prompt's pair is kept for training only when the judges agree that the chosen answer
-is a refusal and the rejected one is not (the published protocol). Test prompts are written
+A harmful prompt's pair is kept for training only under the pair rule (``--keep``, params
+``pairs.keep``; the rules are declared in ``polyrefusal.protocol``), and with
+``--unsafe-prompts-only`` only where every judge of the panel found the prompt itself unsafe
+(RefusEU's filter; the judge stage then labels the field ``prompt``). Test prompts are written
 regardless of the answers (they are re-answered by each model at evaluation), benign controls
 included, so over-refusal can be measured.
 Output format: TRL's conversational preference format (prompt / chosen / rejected message
@@ -14,6 +16,8 @@ import logging
 from collections import Counter
 
 from ..io import read_json, read_records, write_json, write_records
+from ..params import flag
+from ..protocol import keeps_pair, keeps_prompt
 
 log = logging.getLogger(__name__)
 META = ("id", "source_id", "lang", "category", "style", "target_group", "harmful", "origin")
@@ -30,6 +34,12 @@ def to_trl(record: dict) -> dict:
 def add_arguments(p):
     p.add_argument("--split", required=True, help="split assignment JSON (from `split`)")
     p.add_argument("--stats", required=True, help="output JSON with kept/dropped counts")
+    p.add_argument("--keep", type=flag("pairs.keep"), default="refusal", metavar="RULE",
+                   help="pair rule: refusal (the judges' combined decision) or guards (RefusEU's: every judge "
+                        "finds the chosen answer safe, at least one the rejected unsafe); params pairs.keep")
+    p.add_argument("--unsafe-prompts-only", action="store_true",
+                   help="keep only prompts every judge found unsafe (needs the judged field `prompt`); "
+                        "params pairs.unsafe_prompts_only")
     p.add_argument("judged", help="judged responses of one language (from `judge`, --fields chosen,rejected)")
     p.add_argument("train_out", help="output JSONL: the kept training pairs (TRL conversational preference format)")
     p.add_argument("test_out", help="output JSONL: every test prompt, benign controls included")
@@ -41,15 +51,17 @@ def run(args):
     train, test, counts = [], [], Counter()
     for r in records:
         side = sides.get(r["source_id"])
-        if side is None:
-            counts["not_in_split"] += 1
+        if side is None or side == "unused":  # unused: over split.test_per_category
+            counts["not_in_split" if side is None else "unused"] += 1
+            continue
+        if args.unsafe_prompts_only and r["harmful"] and not keeps_prompt(r, args.judged):
+            counts["prompt_not_unsafe"] += 1
             continue
         if side == "test":
             test.append(to_trl(r))
             counts["test"] += 1
             continue
-        valid = r.get("chosen_refused") is True and r.get("rejected_refused") is False
-        if r["harmful"] and valid:
+        if r["harmful"] and keeps_pair(r, args.keep):
             train.append(to_trl(r))
             counts["train_kept"] += 1
         else:

@@ -16,6 +16,7 @@ from collections import defaultdict
 from ..errors import UserError
 from ..io import read_records, write_json
 from ..params import flag
+from ..protocol import cap_test_per_category
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ def add_arguments(p):
                         "(params split.test_fraction)")
     p.add_argument("--seed", type=flag("split.seed"), required=True, metavar="N",
                    help="seed of the shuffle that picks the test styles (params split.seed)")
+    p.add_argument("--test-per-category", type=flag("split.test_per_category"), default=None, metavar="N",
+                   help="keep at most N harmful test prompts per hazard category, a seeded sample "
+                        "(params split.test_per_category; default: all)")
     p.add_argument("corpus", help="source corpus (Parquet, JSONL or CSV): source_id, category, style, harmful")
     p.add_argument("out", help="output JSON: group -> side, and source_id -> side")
 
@@ -59,7 +63,10 @@ def run(args):
                 raise UserError(got, file=args.corpus, line=r["_line"], field=field)
     groups = assign_groups(records, args.test_fraction, args.seed)
     by_source = {r["source_id"]: (groups[group_key(r)] if r["harmful"] else "test") for r in records}
-    write_json(args.out, {"groups": groups, "source_ids": by_source,
-                          "test_fraction": args.test_fraction, "seed": args.seed})
+    by_source = cap_test_per_category(by_source, records, args.test_per_category, args.seed)
+    summary = {"groups": groups, "source_ids": by_source, "test_fraction": args.test_fraction, "seed": args.seed}
+    if args.test_per_category is not None:  # absent when unset: the default split file stays as it was
+        summary["test_per_category"] = args.test_per_category
+    write_json(args.out, summary)
     n_test = sum(v == "test" for v in by_source.values())
     log.info("split: %d groups, %d/%d prompts in test", len(groups), n_test, len(by_source))
