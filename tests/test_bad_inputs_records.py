@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from polyrefusal.importers import import_corpus
+from polyrefusal.corpus import import_corpus
 from polyrefusal.io import read_records
 
 BOM = b"\xef\xbb\xbf"

@@ -17,8 +17,7 @@ import pytest
 import yaml
 
 from polyrefusal import cli
-from polyrefusal.corpus import FIELDS, builtin_records, read_corpus_file
-from polyrefusal.importers import import_corpus
+from polyrefusal.corpus import FIELDS, builtin_records, import_corpus, read_corpus_file
 from polyrefusal.io import write_records
 from polyrefusal.stages.pairs import to_trl
 

@@ -140,7 +140,9 @@ def test_hub_id_offline_fails_fast_and_clearly(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="HF_HUB_OFFLINE is set"):
         gen("polyrefusal-tests/no-such-model")
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setattr(identity, "_hub_reachable", lambda timeout=3.0: False)
+    def refuse(*args, **kwargs):
+        raise OSError(101, "Network is unreachable")
+    monkeypatch.setattr(identity.hub.socket, "create_connection", refuse)
     with pytest.raises(UserError, match="Hub is unreachable"):
         gen("polyrefusal-tests/no-such-model")
 
@@ -163,7 +165,7 @@ def test_hub_id_loads_from_the_local_hf_cache_without_network(tiny_model, tmp_pa
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(identity, "_hub_reachable", lambda timeout=3.0: pytest.fail("went to the network"))
+    monkeypatch.setattr(identity.hub, "unreachable", lambda *a, **kw: pytest.fail("went to the network"))
     g = gen("org/tiny")
     assert g.generate(PROMPTS) == gen(tiny_model).generate(PROMPTS)
     assert g.cache_identity()["model"] == {"hub_id": "org/tiny", "revision": commit}

@@ -12,9 +12,8 @@ import pytest
 import yaml
 
 from polyrefusal import cli
-from polyrefusal.corpus import CorpusError, normalise_category, normalise_lang, read_corpus_file
+from polyrefusal.corpus import CorpusError, import_corpus, normalise_category, normalise_lang, read_corpus_file
 from polyrefusal.errors import UserError
-from polyrefusal.importers import import_corpus
 
 from .conftest import ROOT
 
@@ -304,7 +303,7 @@ def test_hub_dataset_loads_through_datasets(tmp_path, monkeypatch):
     """The hub path without the network: `datasets.load_dataset` stands in for the hub."""
     import datasets
 
-    from polyrefusal import importers
+    from polyrefusal import hub
 
     calls = []
 
@@ -312,7 +311,7 @@ def test_hub_dataset_loads_through_datasets(tmp_path, monkeypatch):
         calls.append((repo_id, name, split, revision))
         return datasets.DatasetDict({"train": datasets.Dataset.from_list(_rectangular(MIJABENCH))})
 
-    monkeypatch.setattr(importers, "hub_unreachable", lambda timeout=3.0: None)
+    monkeypatch.setattr(hub, "unreachable", lambda timeout=3.0, datasets=False: None)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     got = import_corpus("someone/mija-sample", lang="en", layout="mijabench", subset="en", languages=LANGUAGES)
     assert calls == [("someone/mija-sample", "en", None, None)]

@@ -19,9 +19,9 @@ import json
 import pytest
 
 from polyrefusal import cli
-from polyrefusal.corpus import CorpusError, read_corpus_file, seed_axes
+from polyrefusal.corpus import (MIJABENCH_GROUPS, MIJABENCH_STRATEGIES, CorpusError, import_corpus, read_corpus_file,
+                               seed_axes)
 from polyrefusal.errors import UserError
-from polyrefusal.importers import MIJABENCH_GROUPS, MIJABENCH_STRATEGIES, import_corpus
 
 from .test_importers import LANGUAGES, run_corpus, write_jsonl, write_params, write_parquet
 

@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from polyrefusal.corpus import CorpusError
+from polyrefusal.corpus import CorpusError, import_corpus
 from polyrefusal.errors import UserError
-from polyrefusal.importers import import_corpus
 
 from .test_importers import LANGUAGES, run_corpus, write_parquet
 
@@ -98,10 +97,10 @@ def test_hub_configuration_gives_the_language(monkeypatch):
     """`corpus.source: NASK-PIB/RefusEU`, `corpus.subset: lang_de`: datasets stands in for the hub."""
     import datasets
 
-    from polyrefusal import importers
+    from polyrefusal import hub
 
     rows = [lang_row("de", 3, 0, "hate"), lang_row("de", 4, 1, "Indiscriminate Weapons")]
-    monkeypatch.setattr(importers, "hub_unreachable", lambda timeout=3.0: None)
+    monkeypatch.setattr(hub, "unreachable", lambda timeout=3.0, datasets=False: None)
     monkeypatch.setattr(datasets, "load_dataset", lambda repo, name=None, split=None, revision=None:
                         datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}))
     got = import_corpus("NASK-PIB/RefusEU", lang="en", layout="refuseu", subset="lang_de")

@@ -1,5 +1,9 @@
 """Reading and writing record files (JSONL, Parquet, CSV) atomically.
 
+One reader per format (``iter_jsonl``, ``read_csv_rows``, ``read_parquet_rows``): the stages read
+through ``read_records``, the corpus importers (``corpus/readers.py``) through the same readers in
+their collecting mode, so both give the same messages, BOM handling and size limit.
+
 Every writer goes through ``atomic_path``: the data is written to a temporary file in the same
 directory and renamed into place, so a killed job never leaves a file that looks complete.
 """
@@ -7,12 +11,16 @@ directory and renamed into place, so a killed job never leaves a file that looks
 from __future__ import annotations
 
 import contextlib
+import csv
 import glob
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
+from collections import Counter
+from io import StringIO
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -124,26 +132,114 @@ def only_invisible(text: str) -> bool:
     return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+def _report(problem: UserError, problems: list[UserError] | None) -> None:
+    """Collect ``problem`` when the caller gathers every problem, else raise it at once."""
+    if problems is None:
+        raise problem
+    problems.append(problem)
+
+
+def iter_jsonl(path: str | os.PathLike, problems: list[UserError] | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, record) for each non-blank line of a JSONL file. A bad line (over
+    ``MAX_LINE_BYTES``, not UTF-8, not JSON, not an object) is raised as a UserError naming file
+    and line, or, with ``problems`` (a list), appended to it and skipped."""
+    label = str(path)
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             if len(raw) > MAX_LINE_BYTES:
-                raise UserError(f"record is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit",
-                                file=str(path), line=lineno)
+                _report(UserError(f"record is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit",
+                                  file=label, line=lineno), problems)
+                continue
             try:
                 # a byte-order mark opening the file is not content (as for CSV)
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                raise UserError(f"invalid UTF-8 at byte {exc.start}", file=str(path), line=lineno) from None
+                _report(UserError(f"invalid UTF-8 at byte {exc.start}", file=label, line=lineno), problems)
+                continue
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"invalid JSON: {exc.msg}", file=str(path), line=lineno) from None
+                _report(UserError(f"invalid JSON at column {exc.colno}: {exc.msg.removesuffix(' at')}",
+                                  file=label, line=lineno), problems)
+                continue
             if not isinstance(obj, dict):
-                raise UserError("a record must be a JSON object", file=str(path), line=lineno)
+                _report(UserError("a record must be a JSON object", file=label, line=lineno), problems)
+                continue
             yield lineno, obj
+
+
+def read_csv_rows(path: str | os.PathLike, problems: list[UserError] | None = None,
+                  delimiter: str = ",") -> tuple[list[str], list[tuple[int, dict]]]:
+    """(column names, [(physical line, record), ...]) of a CSV file (the header is line 1;
+    values stay strings, an empty cell is ""; a leading byte-order mark is dropped). A file
+    that is not UTF-8 or whose header cannot be parsed always raises; a bad header name or
+    row is raised, or with ``problems`` collected (rows after a quoting error are not read:
+    the csv module cannot resynchronise)."""
+    label = str(path)
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"invalid UTF-8 at byte {exc.start}", file=label,
+                        line=data[:exc.start].count(b"\n") + 1) from None
+    reader = csv.reader(StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return [], []
+    except csv.Error as exc:
+        raise UserError(f"malformed CSV header: {exc}", file=label, line=1) from None
+    for i, name in enumerate(header, start=1):
+        if not name.strip():
+            _report(UserError(f"empty column name (column {i})", file=label, line=1), problems)
+    for name, n in Counter(header).items():
+        if n > 1 and name.strip():
+            _report(UserError(f"column {name!r} appears {n} times", file=label, line=1, field=name), problems)
+    columns = [h for h in dict.fromkeys(header) if h.strip()]
+    rows: list[tuple[int, dict]] = []
+    start = reader.line_num + 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            _report(UserError(f"malformed CSV: {exc}", file=label, line=start), problems)
+            break
+        line, start = start, reader.line_num + 1
+        if not values or values == [""]:
+            continue
+        if len(values) != len(header):
+            _report(UserError(f"row has {len(values)} fields, the header has {len(header)}",
+                              file=label, line=line), problems)
+            continue
+        rows.append((line, {h: v for h, v in zip(header, values) if h.strip()}))
+    return columns, rows
+
+
+#: The column pandas adds for an unnamed index it stores (``__index_level_0__``, ...); not data.
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+
+
+def read_parquet_rows(path: str | os.PathLike) -> tuple[list[str], list[dict]]:
+    """(column names, records) of a Parquet file, values as plain Python (NaN as None). A file
+    pyarrow cannot read raises one UserError naming it."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise UserError(f"cannot read Parquet file: {first_line(exc)}", file=str(path)) from None
+    table = table.drop_columns([c for c in table.column_names if _PANDAS_INDEX.fullmatch(c)])
+    return table.column_names, [plain_record(r) for r in table.to_pylist()]
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none), at most 300 chars."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def read_records(path: str | os.PathLike, *, with_lines: bool = False) -> list[dict]:
@@ -154,33 +250,26 @@ def read_records(path: str | os.PathLike, *, with_lines: bool = False) -> list[d
         raise UserError("file not found", file=str(path))
     suffix = "".join(path.suffixes[-1:]).lower()
     if suffix in (".jsonl", ".ndjson"):
-        records = []
-        for lineno, obj in _iter_jsonl(path):
-            if with_lines:
-                obj["_line"] = lineno
-            records.append(obj)
-        return records
-    if suffix in (".parquet", ".csv"):
-        import pandas as pd
-        try:
-            df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, dtype=str,
-                                                                                  keep_default_na=False,
-                                                                                  encoding="utf-8-sig")
-        except Exception as exc:  # pyarrow/pandas raise many types for a corrupt file
-            raise UserError(f"cannot read {suffix[1:]} file: {exc}".splitlines()[0], file=str(path)) from None
-        records = [_clean(r) for r in df.to_dict(orient="records")]
+        numbered = list(iter_jsonl(path))
+    elif suffix == ".csv":
+        numbered = list(enumerate((r for _, r in read_csv_rows(path)[1]), start=1))
+    elif suffix == ".parquet":
+        numbered = list(enumerate(read_parquet_rows(path)[1], start=1))
+    else:
+        raise UserError(f"unsupported file type {suffix!r} (use .jsonl, .parquet or .csv)", file=str(path))
+    records = []
+    for lineno, obj in numbered:
         if with_lines:
-            for i, r in enumerate(records, start=1):
-                r["_line"] = i
-        return records
-    raise UserError(f"unsupported file type {suffix!r} (use .jsonl, .parquet or .csv)", file=str(path))
+            obj["_line"] = lineno
+        records.append(obj)
+    return records
 
 
 def _plain(value: Any) -> Any:
     """numpy/pandas values (also nested in lists and dicts, as Parquet returns them) and NaN
     as plain Python values."""
     import math
-    if hasattr(value, "tolist"):
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
         value = value.tolist()
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -191,7 +280,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _clean(record: dict) -> dict:
+def plain_record(record: dict) -> dict:
+    """A record read from Parquet or ``datasets`` with plain Python values (see ``_plain``)."""
     return {k: _plain(v) for k, v in record.items()}
 
 

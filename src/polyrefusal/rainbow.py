@@ -381,7 +381,7 @@ class RainbowSearch:
 
 def language_name(code: str) -> str:
     """"pt" -> "Portuguese" (the code itself for a language the project has no name for)."""
-    from .corpus import _LANG_NAMES
+    from .corpus.schema import _LANG_NAMES
     names = _LANG_NAMES.get(code)
     return names[0].capitalize() if names else code
 

@@ -18,6 +18,15 @@ from .errors import UserError
 
 SEED_PACKAGE = "polyrefusal.data.seed"
 
+#: The selection axes of the seed set (params ``corpus.<axis>``) -> (seed-file key whose entries
+#: it selects, singular noun for messages).
+SELECTION_AXES: dict[str, tuple[str, str]] = {
+    "categories": ("goals", "hazard category"),
+    "styles": ("styles", "attack style"),
+    "strategies": ("strategies", "jailbreak strategy"),
+    "groups": ("groups", "target group"),
+}
+
 
 def seed_dir() -> Path:
     return Path(str(resources.files(SEED_PACKAGE)))
@@ -35,6 +44,12 @@ def load_seed(lang: str) -> dict:
                         f"(have: {', '.join(available_languages())})", file=str(path))
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+def seed_axes(lang: str = "en") -> dict[str, list[str]]:
+    """The keys the seed set offers on each selection axis (same in every language)."""
+    seed = load_seed(lang)
+    return {axis: list(seed[key]) for axis, (key, _) in SELECTION_AXES.items()}
 
 
 def _compose(seed: dict) -> list[dict]:

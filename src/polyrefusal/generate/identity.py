@@ -25,12 +25,11 @@ import json
 import logging
 import os
 import re
-import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
+from .. import hub  # standard library only at import time, like this module
 from ..errors import UserError
 from ..training.models import POINTER  # standard library only, like this module
 
@@ -225,15 +224,6 @@ class Location:
     local_only: bool     # True: never touch the network
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def locate_model(path: str, revision: str | None) -> Location:
     """Where to load ``path`` from; a clear UserError when it cannot be loaded at all.
 
@@ -248,9 +238,8 @@ def locate_model(path: str, revision: str | None) -> Location:
     _, snapshot = cached_snapshot(path, revision)
     if snapshot is not None:
         return Location(str(snapshot), True)
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if offline or not _hub_reachable():
-        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub is unreachable"
+    why = hub.unreachable()
+    if why:
         raise UserError(f"model {path!r}{'@' + revision if revision else ''} is not a local directory, "
                         f"not in the Hugging Face cache ({_hub_cache()}), and {why}: download it where "
                         f"there is network (`hf download {path}`) or give a local path")

@@ -7,7 +7,7 @@ demographic axis = target groups x jailbreak strategies, benign controls; the ce
 selected by ``corpus.categories/styles/strategies/groups``, default all) or a user corpus
 (JSONL, CSV, Parquet, a ``save_to_disk`` directory, a directory in the hub's file layout such
 as an ``export-dataset`` output, or a hub id; published layouts ``refuseu`` and ``mijabench``;
-see ``importers``), plus every file in ``corpus.include``. An imported corpus may add a ``meta``
+see ``polyrefusal.corpus``), plus every file in ``corpus.include``. An imported corpus may add a ``meta``
 column (published metadata, e.g. MiJaBench's scenario); the built-in set never has one. Every schema violation is logged with its file, line/row and field;
 the command then fails with a one-line error (exit 2) and writes nothing.
 """

@@ -29,12 +29,12 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from ..importers import is_messages, message_turn
+from ..corpus import is_messages, message_turn
 from ..io import read_records
 
 log = logging.getLogger(__name__)
 
-#: The layouts this stage writes (importers.LAYOUTS reads these and more).
+#: The layouts this stage writes (corpus.LAYOUTS reads these and more).
 WRITABLE_LAYOUTS = ("refuseu",)
 SPLITS = ("train", "test")
 _PAIRS_FILE = re.compile(r"(?P<lang>[a-z]{2,3})\.(?P<split>train|test)\.jsonl")

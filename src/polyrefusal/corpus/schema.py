@@ -1,6 +1,6 @@
-"""The prompt corpus: schema, validation, selection of the built-in seed set, loading, merging.
+"""The corpus schema: its fields, validation, and the normalisation of user values.
 
-One record per prompt (the corpus schema, ``SCHEMA``)::
+One record per prompt (``SCHEMA``)::
 
     id            unique id of this record (``<source_id>.<lang>`` for the built-in set)
     source_id     id of the prompt across languages (a prompt and its translations share it)
@@ -25,17 +25,12 @@ Validation reports *every* violation with file, line/row and field, and raises b
 is written (``CorpusError``: the message names the first violation and counts the others; the
 full list is in ``.problems``).
 
-Sources (``corpus.source`` in params): ``builtin`` (the seed set of ``seed.py``, restricted by
-``corpus.categories/styles/strategies/groups``), or anything ``importers.import_corpus`` reads
-(JSONL, CSV, Parquet, a ``datasets`` directory saved with ``save_to_disk``, a hub id).
-``corpus.include`` lists further files already in the corpus schema (e.g. the ``rainbow``
-stage's generated prompts) that are merged in; ids must stay unique across all of them.
-
-Imported corpora may hold several languages. Rows whose ``lang`` is not the source language
-are kept as *pre-translated* rows (same ``source_id`` as their source-language row where the
-import provides one). The translate stage for target T should translate only the rows with
-``lang == source_language``, pass rows with ``lang == T`` through unchanged (they replace the
-machine translation of the same ``source_id``), and skip rows of any other language.
+Values are normalised (``normalise_value``): language names or codes ("English", "Português",
+"pt-BR", "deu") to the project's codes; hazard codes/names ("s1", "Violent Crimes") to S1..S14;
+styles and target groups to snake_case ids (a group given by its English name, "Black people",
+becomes the project's id, "black"); "true"/"yes"/"1" to booleans; empty cells to null; a chat
+message list ([{role, content}, ...]) in a ``text`` cell to its first user turn, in ``chosen`` /
+``rejected`` to its last assistant turn.
 """
 
 from __future__ import annotations
@@ -43,11 +38,10 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from pathlib import Path
 
-from . import seed as seed_data
-from .errors import UserError
-from .io import only_invisible
+from .. import seed as seed_data
+from ..errors import UserError
+from ..io import only_invisible
 
 #: field -> (required, allowed types)
 SCHEMA: dict[str, tuple[bool, tuple[type, ...]]] = {
@@ -83,16 +77,8 @@ _HAZARD_CODE = re.compile(r"S\d+")
 ORIGIN_KINDS = ("file", "dataset", "hub")
 _ORIGIN = re.compile(r"builtin|generated|(?:%s):.+" % "|".join(ORIGIN_KINDS), re.S)
 
-#: params key -> (seed-file key whose entries it selects, singular noun for messages)
-SELECTION_AXES: dict[str, tuple[str, str]] = {
-    "categories": ("goals", "hazard category"),
-    "styles": ("styles", "attack style"),
-    "strategies": ("strategies", "jailbreak strategy"),
-    "groups": ("groups", "target group"),
-}
-#: Keys of the params `corpus:` block.
-CORPUS_KEYS = frozenset({"source", "columns", "layout", "defaults", "include", "split", "subset",
-                         "revision", *SELECTION_AXES})
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
 
 
 class CorpusError(UserError):
@@ -286,181 +272,90 @@ def normalise_group(value: str) -> str:
     return by_name.get(s, s)
 
 
-# --- the built-in seed set and its selection ------------------------------------------------------
-
-def seed_axes(lang: str = "en") -> dict[str, list[str]]:
-    """The keys the seed set offers on each selection axis (same in every language)."""
-    seed = seed_data.load_seed(lang)
-    return {axis: list(seed[key]) for axis, (key, _) in SELECTION_AXES.items()}
-
-
-def params_line(params_file: str | None, path: list) -> int | None:
-    """Line of a key path in the params file, for error messages (None when unknown)."""
-    if not params_file or not Path(params_file).exists():
-        return None
-    from .params import _yaml_line
-    return _yaml_line(params_file, path)
-
-
-def resolve_selection(cfg: dict, params_file: str | None = "params.yaml") -> dict[str, list[str]]:
-    """``corpus.{categories,styles,strategies,groups}`` -> the selected seed keys per axis.
-
-    A missing key, null or "all" selects every entry (the default); a list selects those
-    entries, in the seed's order; an empty list switches that axis off. Unknown entries are an
-    error naming the params field and the available keys."""
-    available = seed_axes()
-    selection: dict[str, list[str]] = {}
-    for axis, (_, noun) in SELECTION_AXES.items():
-        value = cfg.get(axis)
-        if value is None or value == "all":
-            selection[axis] = list(available[axis])
-            continue
-        where = dict(file=params_file, line=params_line(params_file, ["corpus", axis]), field=f"corpus.{axis}")
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise UserError(f"must be \"all\" or a list of {noun} keys", **where)
-        unknown = [v for v in value if v not in available[axis]]
-        if unknown:
-            raise UserError(f"unknown {noun}(s) {', '.join(map(repr, unknown))}; the seed set has: "
-                            f"{', '.join(available[axis])}", **where)
-        dupes = sorted({v for v in value if value.count(v) > 1})
-        if dupes:
-            raise UserError(f"listed twice: {', '.join(dupes)}", **where)
-        selection[axis] = [k for k in available[axis] if k in value]
-    return selection
-
-
-def select_builtin(records: list[dict], selection: dict[str, list[str]] | None) -> list[dict]:
-    """The seed records on the selected cells (benign controls are always kept)."""
-    if not selection:
-        return records
-    out = []
-    for r in records:
-        if not r["harmful"]:
-            out.append(r)
-        elif r.get("target_group"):
-            if r["style"] in selection["strategies"] and r["target_group"] in selection["groups"]:
-                out.append(r)
-        elif r["style"] in selection["styles"] and r["category"] in selection["categories"]:
-            out.append(r)
-    return out
-
-
-def builtin_records(lang: str, selection: dict[str, list[str]] | None = None) -> list[dict]:
-    return validate(select_builtin(seed_data.source_records(lang), selection), source="builtin seed set")
-
-
-# --- loading -------------------------------------------------------------------------------------
-
-def load_corpus(source: str, lang: str, columns: dict | None = None, *, layout: str | None = None,
-                defaults: dict | None = None, selection: dict[str, list[str]] | None = None,
-                languages: list[str] | None = None, split: str | None = None,
-                subset: str | None = None, revision: str | None = None,
-                params_file: str | None = None) -> list[dict]:
-    """The built-in seed set (restricted to ``selection``), or a user corpus imported with a
-    layout and column mapping (see ``importers.import_corpus``). ``lang`` is the source
-    language (the language of rows that name none); ``languages`` (optional) keeps only rows in
-    those languages."""
-    if source == "builtin":
-        return builtin_records(lang, selection)
-    from .importers import import_corpus
-    return import_corpus(source, lang=lang, columns=columns, layout=layout, defaults=defaults,
-                         languages=languages, split=split, subset=subset, revision=revision,
-                         params_file=params_file)
-
-
-def check_corpus_params(cfg, params_file: str | None = "params.yaml") -> None:
-    """Keys and shapes of the params ``corpus:`` block a JSON schema does not check."""
-    if not isinstance(cfg, dict):
-        raise UserError("must be a mapping", file=params_file, field="corpus")
-    for key in cfg:
-        if key not in CORPUS_KEYS:
-            raise UserError(f"unknown key {key!r} (known: {', '.join(sorted(CORPUS_KEYS))})",
-                            file=params_file, line=params_line(params_file, ["corpus", key]),
-                            field=f"corpus.{key}")
-    include = cfg.get("include") or []
-    if not isinstance(include, list) or not all(isinstance(p, str) and p for p in include):
-        raise UserError("must be a list of corpus files", file=params_file,
-                        line=params_line(params_file, ["corpus", "include"]), field="corpus.include")
-
-
-def read_corpus_file(path: str | Path) -> list[dict]:
-    """A file already in the corpus schema (e.g. the rainbow stage's output), validated, with
-    ``_file``/``_line`` kept for merge-time messages."""
-    from .importers import read_rows
-    path = Path(path)
-    rows, _ = read_rows(str(path))
-    records = []
-    for line, row in rows:
-        rec = {k: row.get(k) for k in (*FIELDS, *EXTRA_FIELDS) if k in row}
-        rec["_line"], rec["_file"] = line, str(path)
-        records.append(rec)
-    validate(records, source=str(path))
-    return records
-
-
-def merge(parts: list[tuple[str, list[dict]]]) -> list[dict]:
-    """Concatenate corpora; ids must be unique across all of them (a violation names the file
-    and line of both occurrences)."""
-    tagged = []
-    for source, records in parts:
-        for i, r in enumerate(records, start=1):
-            tagged.append({"_file": source, "_line": i, **r})
-    return validate(tagged, source=parts[0][0] if parts else "corpus")
-
-
-def corpus_from_params(params: dict, params_file: str | None = "params.yaml") -> list[dict]:
-    """The source corpus the ``corpus`` stage writes: ``corpus.source`` (the built-in set
-    restricted to the selected cells, or an import), then every ``corpus.include`` file."""
-    cfg = params["corpus"]
-    check_corpus_params(cfg, params_file)
-    selection = resolve_selection(cfg, params_file)
-    src = params["source_language"]
-    records = load_corpus(cfg["source"], src, cfg.get("columns") or None, layout=cfg.get("layout"),
-                          defaults=cfg.get("defaults"), selection=selection,
-                          languages=params.get("languages"), split=cfg.get("split"),
-                          subset=cfg.get("subset"), revision=cfg.get("revision"), params_file=params_file)
-    parts = [(str(cfg["source"]), records)]
-    for path in cfg.get("include") or []:
-        parts.append((path, [{k: v for k, v in r.items() if k not in ("_line", "_file")}
-                             for r in read_corpus_file(path)]))
-    if len(parts) == 1:
-        return records
-    return merge(parts)
-
-
-# --- writing -------------------------------------------------------------------------------------
-
-def arrow_schema():
-    import pyarrow as pa
-    return pa.schema([(f, pa.bool_() if f == "harmful" else pa.string()) for f in FIELDS])
-
-
-def write_corpus(path: str | Path, records: list[dict]) -> None:
-    """Write records as Parquet with the corpus schema's column types (so an empty corpus, or
-    one whose ``target_group`` is all null, still has typed columns and loads with
-    ``datasets.load_dataset("parquet", ...)``); extra fields follow, types inferred. Atomic."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from .io import atomic_path, write_records
-
-    path = Path(path)
-    if path.suffix.lower() != ".parquet":
-        write_records(path, records)
-        return
-    records = [{k: v for k, v in r.items() if not k.startswith("_")} for r in records]
-    extra = list(dict.fromkeys(k for r in records for k in r if k not in SCHEMA))
-    columns = {f: pa.array([r.get(f) for r in records], type=t)
-               for f, t in zip(arrow_schema().names, arrow_schema().types)}
-    for k in extra:
-        columns[k] = pa.array([r.get(k) for r in records])
-    table = pa.table(columns)
-    with atomic_path(path, suffix=".parquet.tmp") as tmp:
-        pq.write_table(table, tmp)
-
-
 def axis_of(record: dict) -> str:
     """"harm", "group" or "benign"."""
     if not record["harmful"]:
         return "benign"
     return "group" if record.get("target_group") else "harm"
+
+
+def arrow_schema():
+    """The corpus schema's columns as pyarrow types (``harmful`` bool, every other string)."""
+    import pyarrow as pa
+    return pa.schema([(f, pa.bool_() if f == "harmful" else pa.string()) for f in FIELDS])
+
+
+# --- chat message lists (RefusEU's chosen / rejected, TRL's conversational format) --------------
+
+def is_messages(value) -> bool:
+    """A chat message list: a non-empty list of {role, content} mappings."""
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(m, dict) and "role" in m and "content" in m for m in value))
+
+
+def message_turn(messages: list[dict], role: str, *, last: bool) -> str | None:
+    """The content of the first (or last) turn of ``role``, or None when there is none."""
+    turns = [m["content"] for m in messages if m.get("role") == role]
+    if not turns:
+        return None
+    return turns[-1] if last else turns[0]
+
+
+def _to_bool(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+    raise ValueError(f"expected true/false, got {value!r}")
+
+
+def normalise_value(field: str, value):
+    """A user's value for ``field`` in the project's form. Raises ValueError with a message."""
+    if value is None:
+        return None
+    if field in ("id", "source_id"):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            return str(int(value))
+        return value.strip() if isinstance(value, str) else value
+    if field == "harmful":
+        if isinstance(value, str) and not value.strip():
+            return None
+        return _to_bool(value)
+    if field in ("text", "chosen", "rejected") and isinstance(value, list):
+        # A chat message list: the prompt is its first user turn, an answer its last assistant turn.
+        if not is_messages(value):
+            raise ValueError("expected a string or a chat message list ([{role, content}, ...])")
+        role = "user" if field == "text" else "assistant"
+        turn = message_turn(value, role, last=field != "text")
+        if turn is None:
+            raise ValueError(f"the message list has no {role} turn")
+        value = turn
+    if field == "meta" and isinstance(value, dict):
+        return meta_json(value)
+    if not isinstance(value, str):
+        return value  # validation reports the type
+    if field in ("text", "chosen", "rejected"):
+        return value if (value.strip() or field == "text") else None
+    value = value.strip()
+    if not value:
+        return None
+    if field == "lang":
+        code = normalise_lang(value)
+        if code is None:
+            raise ValueError(f"unknown language {value!r}")
+        return code
+    if field == "category":
+        return normalise_category(value)
+    if field == "style":
+        return slug(value) or value
+    if field == "target_group":
+        return normalise_group(value) or value
+    return value
