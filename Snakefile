@@ -7,7 +7,7 @@
 
 from snakemake.utils import min_version
 
-from polyrefusal.params import snakemake_config
+from polyrefusal.params import snakemake_config, snakemake_onstart
 
 min_version("8.0")
 
@@ -15,6 +15,12 @@ min_version("8.0")
 # one-line error and exit status 2, before any job starts, so no output is deleted. The project's
 # loader replaces Snakemake's `configfile:` (YAML 1.1 numbers, duplicate keys kept silently).
 config.update(snakemake_config(config))
+
+
+# The dpo: block through TRL's DPOConfig once the DAG is planned, before the first job (not on a
+# dry run: planning does not pay TRL's import).
+onstart:
+    snakemake_onstart(config)
 
 
 report: "report/workflow.rst"

@@ -218,3 +218,36 @@ def test_dict_config_defs_pass_params_validation(tmp_path):
         load_params(f)
     except UserError as exc:
         pytest.skip(f"params schema/validation does not accept mapping config_defs yet: {exc}")
+
+
+def test_train_command_refuses_a_bad_dpo_setting_through_trl_before_any_work(tiny, monkeypatch, capsys):
+    """TRL's DPOConfig (huggingface/trl, trl/trainer/dpo_config.py, a dataclass: an unknown
+    field is a TypeError of its __init__) judges the dpo: block before any data is read."""
+    from polyrefusal.cli import main
+
+    monkeypatch.chdir(tiny)
+    params = yaml.safe_load((tiny / "params.yaml").read_text(encoding="utf-8"))
+    params["dpo"] = {**DPO, "trl_args": {"max_lenght": 64}}
+    (tiny / "bad_params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    out = tiny / "models" / "never"
+    rc = main(["train", "--config", "single_en", "--params", "bad_params.yaml", "--base", "base",
+               "--pairs-dir", "pairs", "--checkpoints", "ckpt_never", str(out)])
+    assert rc == 2 and not out.exists() and not (tiny / "ckpt_never").exists()
+    err = capsys.readouterr().err
+    assert "bad_params.yaml:" in err and "dpo.trl_args.max_lenght" in err and "did you mean 'max_length'" in err
+
+
+def test_training_builds_the_dpo_config_that_validation_checks(tmp_path):
+    """One construction of DPOConfig's arguments (training.dpo.dpo_arguments): params validation
+    builds the same object training does, with the schema's defaults for absent keys."""
+    from trl import DPOConfig
+
+    from polyrefusal.params import check_dpo, default, with_defaults
+    from polyrefusal.training.dpo import dpo_arguments
+
+    assert check_dpo(DPO) == []
+    args = DPOConfig(**dpo_arguments(with_defaults(DPO, "dpo"), str(tmp_path / "out"), cuda=False))
+    assert (args.beta, args.save_steps, args.max_length, args.data_seed) == (0.1, 50, 128, 0)
+    assert args.save_total_limit == default("dpo.save_total_limit") and args.use_cpu
+    assert args.precompute_ref_log_probs is default("dpo.precompute_ref_log_probs")
+    assert not (tmp_path / "out").exists()  # building the config makes no directory

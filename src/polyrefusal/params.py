@@ -12,7 +12,14 @@ What is checked:
   one mapping is an error (YAML says keys are unique; PyYAML keeps the last one silently);
 * the JSON schema (``schemas/params.schema.yaml``): every key of every section known, types,
   ranges and enums; an unknown key is named with a "did you mean";
-* the cross-field rules a schema cannot express (``cross_checks``).
+* the cross-field rules a schema cannot express (``cross_checks``);
+* with ``training=True`` (``polyrefusal validate``, DVC's first stage; ``train``; the
+  Snakefile's ``onstart``, before the first job), the ``dpo:`` block through TRL's own
+  ``DPOConfig`` (``check_dpo``), which knows every training setting.
+
+Defaults are stated once, as ``default:`` in the schema: ``with_defaults`` gives the params (or
+one block) with every absent key that has one filled in, and ``default(key)`` one of them.
+Commands read their settings through it, so no module restates a default.
 
 ``flag(key)`` gives an argparse ``type=`` for a stage flag that carries a params value, checked
 by that key's schema: a flag and its params key accept exactly the same values.
@@ -21,6 +28,7 @@ by that key's schema: a flag and its params key accept exactly the same values.
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import re
 from functools import lru_cache
@@ -95,10 +103,12 @@ def load_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
     return data, node
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
-    """The params file, validated (see the module docstring); a UserError otherwise."""
+def load_params(path: str | Path = "params.yaml", *, training: bool = False) -> dict:
+    """The params file, validated (see the module docstring), as the user wrote it (no defaults
+    filled: see ``with_defaults``); a UserError otherwise. ``training`` also checks the ``dpo:``
+    block through TRL (seconds: it imports torch), for the callers that run before training."""
     params, node = load_yaml(path)
-    validate_params(params, source=str(path), node=node)
+    validate_params(params, source=str(path), node=node, training=training)
     return params
 
 
@@ -177,9 +187,11 @@ def _describe(err) -> tuple[list, str]:
     return path, err.message
 
 
-def validate_params(params: Any, source: str = "params.yaml", node: yaml.Node | None = None) -> None:
-    """JSON-schema validation plus the cross-field checks a schema cannot express. ``node``
-    (the composed file) gives the lines; without it the file ``source`` is read for them."""
+def validate_params(params: Any, source: str = "params.yaml", node: yaml.Node | None = None,
+                    training: bool = False) -> None:
+    """JSON-schema validation plus the cross-field checks a schema cannot express, and with
+    ``training`` the ``dpo:`` block through TRL's DPOConfig. ``node`` (the composed file) gives
+    the lines; without it the file ``source`` is read for them."""
     def line_of(path: list) -> int | None:
         return _node_line(node, path) if node is not None else _yaml_line(source, path)
 
@@ -194,10 +206,81 @@ def validate_params(params: Any, source: str = "params.yaml", node: yaml.Node | 
         # the first problem in the file, as a reader meets it
         path, message = min(described, key=lambda pm: (line_of(pm[0]) or 0, len(pm[0])))
         raise UserError(message, file=source, line=line_of(path), field=".".join(map(str, path)) or None)
-    for path, message in cross_checks(params, base=Path(source).parent):
+    problems = cross_checks(params, base=Path(source).parent)
+    if training and not problems:
+        problems = [(["dpo", *key], message) for key, message in check_dpo(params["dpo"])]
+    for path, message in problems:
         # the line is the list entry's; the field is the key (the message names the entry)
         field = ".".join(str(p) for p in path if not isinstance(p, int))
         raise UserError(message, file=source, line=line_of(path), field=field)
+
+
+def check_dpo(dpo: dict) -> list[tuple[list, str]]:
+    """(key path within ``dpo``, message) of what TRL's ``DPOConfig`` refuses in a ``dpo:`` block:
+    the block is turned into the very DPOConfig arguments training builds
+    (``training.dpo.dpo_arguments``), on CPU, with a temporary output directory, and built.
+    An unknown ``trl_args`` field, a repeated one, an unknown scheduler or optimizer, loss
+    weights that do not match the losses... are refused here, before any job runs.
+    TRL (and torch) are imported only here; what the imports put into the environment
+    (torch sets TORCHINDUCTOR_CACHE_DIR) is taken back, so the jobs Snakemake starts after its
+    onstart check see the environment they always saw."""
+    import os
+
+    settings = with_defaults(dpo, "dpo")
+    given = {**{(k,): v for k, v in dpo.items() if k != "trl_args"},
+             **{("trl_args", k): v for k, v in (dpo.get("trl_args") or {}).items()}}
+    environ = dict(os.environ)
+    try:
+        return _build_dpo_config(dpo, settings, given)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def _build_dpo_config(dpo: dict, settings: dict, given: dict) -> list[tuple[list, str]]:
+    """``check_dpo``'s work: DPOConfig built in a temporary directory, its refusal named."""
+    import tempfile
+    import warnings
+
+    from .training.dpo import dpo_arguments
+
+    with tempfile.TemporaryDirectory(prefix="polyrefusal-dpo-check.") as out, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # training shows TRL's warnings; a check repeats none
+        from trl import DPOConfig
+
+        try:
+            DPOConfig(**dpo_arguments(settings, out, cuda=False))
+        except (TypeError, ValueError) as exc:
+            message = str(exc)
+            if (unknown := re.search(r"unexpected keyword argument '(\w+)'", message)):
+                import dataclasses
+
+                fields = sorted(f.name for f in dataclasses.fields(DPOConfig) if f.init)
+                close = difflib.get_close_matches(unknown[1], fields, n=1)
+                where = f"trl_args.{unknown[1]}" if unknown[1] in (dpo.get("trl_args") or {}) else unknown[1]
+                message = f"`{where}` is no DPOConfig field" + (
+                    f"; did you mean {close[0]!r}?" if close else "")
+            return [(list(_named_key(message, given)), f"{message} (TRL {_trl_version()} DPOConfig)")]
+    return []
+
+
+def _named_key(message: str, given: dict) -> tuple:
+    """The ``dpo`` key an error of DPOConfig is about: the one it names, else the one whose value
+    it quotes (``bogus is not a valid SchedulerType``), else the block itself."""
+    def first(pattern_of) -> tuple | None:
+        hits = [(m.start(), key) for key, value in given.items()
+                if (pattern := pattern_of(key, value)) and (m := re.search(pattern, message))]
+        return min(hits)[1] if hits else None
+
+    return (first(lambda key, _: rf"(?<![\w.]){re.escape('.'.join(key))}(?!\w)")
+            or first(lambda _, value: isinstance(value, str) and rf"(?<!\w){re.escape(value)}(?!\w)")
+            or ())
+
+
+def _trl_version() -> str:
+    from importlib.metadata import version
+
+    return version("trl")
 
 
 def _local_missing(value: str, base: Path) -> bool:
@@ -218,7 +301,7 @@ def _model_problem(path: str, base: Path) -> str | None:
 def _data_problem(source: str, base: Path) -> str | None:
     """Why a corpus source cannot be read: a local file (not a hub dataset id) that does not
     exist (the importers' rule for telling the two apart)."""
-    from .importers import _HUB_ID, FILE_SUFFIXES
+    from .corpus.readers import _HUB_ID, FILE_SUFFIXES
 
     if source == "builtin" or source.startswith(("hub:", "hf:", OUTPUTS_DIR)) or not _local_missing(source, base):
         return None
@@ -233,6 +316,7 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
     from .judges.ensemble import check_plan
 
     problems: list[tuple[list, str]] = []
+    params = with_defaults(params)
     langs = params["languages"]
     if params["source_language"] not in langs:
         problems.append((["source_language"], f"{params['source_language']!r} must be one of `languages` "
@@ -280,11 +364,11 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
     if rainbow_lang and rainbow_lang not in langs:
         problems.append((["rainbow", "lang"], f"{rainbow_lang!r} must be one of `languages`"))
     judge = params["judge"]
-    options = judge.get("options") or {}
+    options = judge["options"] or {}
     evaluate = params["evaluate"]
     for section, judges, rule, adjudicator in (
-            ("judge", judge["judges"], judge["rule"], judge.get("adjudicator")),
-            ("evaluate", evaluate["judge"], evaluate.get("rule", "unanimous"), evaluate.get("adjudicator"))):
+            ("judge", judge["judges"], judge["rule"], judge["adjudicator"]),
+            ("evaluate", evaluate["judge"], evaluate["rule"], evaluate["adjudicator"])):
         try:
             check_plan(judges, rule, adjudicator, options)
         except UserError as exc:
@@ -319,23 +403,107 @@ def snakemake_config(overrides: dict, path: str = "params.yaml") -> dict:
     return params
 
 
+def snakemake_onstart(config: dict, path: str = "params.yaml") -> None:
+    """The Snakefile's ``onstart:``: the ``dpo:`` block through TRL's DPOConfig (``check_dpo``).
+    Snakemake calls it once the DAG is planned and before the first job, and not on a dry run
+    or when nothing is to be done, so planning does not pay TRL's import (seconds: torch); a
+    bad training setting prints its one-line error and exits with status 2 before any job."""
+    import sys
+
+    try:
+        validate_params(config, source=path, training=True)
+    except UserError as exc:
+        print(exc.format(), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def config_languages(params: dict, name: str) -> list[str]:
     """The languages a training configuration trains on (definition intersected with `languages`)."""
     spec = params["config_defs"][name]
     if isinstance(spec, dict):  # {langs, groups, strategies, ...}
-        spec = spec.get("langs", "all")
+        spec = with_defaults(spec, CONFIG_DEF)["langs"]
     langs = params["languages"]
     if spec == "all":
         return list(langs)
     return [lang for lang in langs if lang in spec]
 
 
+#: The schema of a mapping entry of ``config_defs`` (for ``with_defaults`` and ``key_schema``).
+CONFIG_DEF = "#/definitions/config_def"
+
+
+def _resolve(node: dict) -> dict:
+    """A schema node with its ``$ref`` (into the root's definitions) followed; sibling keywords
+    of the ``$ref`` (a ``default:``) win."""
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        target = _schema()
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
 def key_schema(dotted: str) -> dict:
-    """The schema of one params key (``split.test_fraction``)."""
+    """The schema of one params key (``split.test_fraction``), or of a definition
+    (``#/definitions/config_def``)."""
+    if dotted.startswith("#/"):
+        return _resolve({"$ref": dotted})
     node = _schema()
     for part in dotted.split("."):
-        node = node["properties"][part]
+        node = _resolve(node)["properties"][part]
     return node
+
+
+def schema_problem(value: Any, dotted: str) -> tuple[list, str] | None:
+    """(key path within ``value``, message) of the first way ``value`` breaks the schema of the
+    params key ``dotted`` (or definition), in the user's terms; None when it fits."""
+    err = next(iter(_validator(key_schema(dotted)).iter_errors(value)), None)
+    return None if err is None else _describe(err)
+
+
+_NO_DEFAULT = object()
+
+
+def default(dotted: str) -> Any:
+    """The schema's default of one params key (``report.truncate_answers``); KeyError if it has
+    none. The one place a flag's help or a library function gets a params default from."""
+    node = key_schema(dotted)
+    if "default" not in node:
+        raise KeyError(f"params key {dotted} has no default in {SCHEMA.name}")
+    return copy.deepcopy(node["default"])
+
+
+def with_defaults(value: Any, key: str | None = None) -> Any:
+    """A copy of validated params (or of the block at ``key``, e.g. ``"dpo"``) with every absent
+    key that has a schema ``default`` filled in, at every depth. An absent optional section
+    with a default (``rainbow: {}``) is filled the same way; a given mapping whose key has a
+    mapping default (``rainbow.mutator``) is merged over it key by key. The input is not changed."""
+    return _fill(copy.deepcopy(value), _schema() if key is None else key_schema(key))
+
+
+def _fill(value: Any, schema: dict) -> Any:
+    schema = _resolve(schema)
+    for part in schema.get("allOf", ()):
+        value = _fill(value, part)
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for name, sub in props.items():
+            sub_default = _resolve(sub).get("default", _NO_DEFAULT)
+            if name not in value and sub_default is not _NO_DEFAULT:
+                value[name] = copy.deepcopy(sub_default)
+            elif isinstance(value.get(name), dict) and isinstance(sub_default, dict):
+                value[name] = {**copy.deepcopy(sub_default), **value[name]}
+            if name in value:
+                value[name] = _fill(value[name], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name in value:
+                if name not in props:
+                    value[name] = _fill(value[name], extra)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        value = [_fill(v, schema["items"]) for v in value]
+    return value
 
 
 def flag(dotted: str) -> Callable[[str], Any]:

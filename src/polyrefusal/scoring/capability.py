@@ -186,12 +186,20 @@ def model_args(model_path: str, dtype: str) -> tuple[dict, bool, dict | None]:
     return args, base.local_only, {"base": adapter.base, "revision": adapter.revision}
 
 
-def evaluate_model(model_path: str, langs: Sequence[str], work_dir: Path, *, source: str = "builtin",
-                   fmt: str = "letters", limit: int | None = None, batch_size: int = 8,
-                   device: str | None = None, dtype: str = "auto", seed: int = 0,
-                   num_fewshot: int = 0) -> dict:
+def evaluate_model(model_path: str, langs: Sequence[str], work_dir: Path, *, source: str | None = None,
+                   fmt: str | None = None, limit: int | None = None, batch_size: int | None = None,
+                   device: str | None = None, dtype: str | None = None, seed: int | None = None,
+                   num_fewshot: int | None = None) -> dict:
     """Accuracy per language of one model with lm-eval; per-item correctness is kept (keyed
-    by ``sample_id``) so a change after training can be paired per question."""
+    by ``sample_id``) so a change after training can be paired per question. The settings are
+    ``params.capability``'s; one left out (None) takes its default from the params schema."""
+    from ..params import with_defaults
+
+    given = {"source": source, "format": fmt, "limit": limit, "batch_size": batch_size, "dtype": dtype,
+             "seed": seed, "num_fewshot": num_fewshot}
+    cfg = with_defaults({k: v for k, v in given.items() if v is not None}, "capability")
+    source, fmt, limit, batch_size, dtype, seed, num_fewshot = (
+        cfg[k] for k in ("source", "format", "limit", "batch_size", "dtype", "seed", "num_fewshot"))
     questions, files, not_covered = {}, {}, []
     for lang in langs:
         f = dataset_file(source, lang)

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from ..io import atomic_dir, write_json
-from ..params import load_params
+from ..params import load_params, with_defaults
 from ..training.models import POINTER
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def add_arguments(p):
 
 
 def run(args):
-    params = load_params(args.params)
+    params = with_defaults(load_params(args.params))
     if args.audit:
         return write_audit_pointer(params, args.audit, Path(args.out), args.params)
     cfg = params["base_model"]
@@ -32,7 +32,7 @@ def run(args):
 
             from ..training.embedded import build_embedded_base
 
-            torch.set_num_threads(int(params["dpo"].get("torch_threads", 1)))
+            torch.set_num_threads(int(params["dpo"]["torch_threads"]))
             meta = build_embedded_base(tmp, params["languages"], cfg["embedded"])
             write_json(tmp / "build.json", meta)
             log.info("base-model: embedded model, %d parameters, final SFT loss %.3f",

@@ -4,9 +4,9 @@ cost of safety training), through lm-evaluation-harness on local files.
     polyrefusal capability --model results/models/balanced --name balanced results/capability/balanced.json
 
 One job per model, all languages in it (the model is loaded once). Settings come from
-``params.capability`` (all optional): ``source`` (``builtin`` or a directory with Global MMLU's
-files), ``format`` (``letters`` | ``cloze``), ``limit`` (questions per language, seeded),
-``batch_size``, ``dtype``, ``num_fewshot``, ``seed``, ``torch_threads``. See
+``params.capability`` (all optional; their defaults are the params schema's): ``source``
+(``builtin`` or a directory with Global MMLU's files), ``format`` (``letters`` | ``cloze``),
+``limit`` (questions per language, seeded), ``batch_size``, ``dtype``, ``num_fewshot``, ``seed``, ``torch_threads``. See
 ``polyrefusal.scoring.capability``.
 """
 
@@ -19,14 +19,10 @@ import tempfile
 from pathlib import Path
 
 from ..io import write_json
-from ..params import load_params
+from ..params import flag, load_params, with_defaults
 from ..training.models import POINTER, resolve_model
 
 log = logging.getLogger(__name__)
-
-DEFAULTS = {"source": "builtin", "format": "letters", "limit": None, "batch_size": 8,
-            "dtype": "auto", "num_fewshot": 0, "seed": 0, "torch_threads": 1}
-
 
 #: generation backends without log-likelihoods (API models): no capability score
 API_BACKENDS = ("openai",)
@@ -41,7 +37,8 @@ def pointer_backend(model_dir: str) -> str | None:
 
 
 def settings(params: dict) -> dict:
-    return {**DEFAULTS, **(params.get("capability") or {})}
+    """``params.capability`` with the schema's defaults filled in."""
+    return with_defaults(params)["capability"]
 
 
 def add_arguments(p):
@@ -49,8 +46,10 @@ def add_arguments(p):
     p.add_argument("--name", default=None, help="model name in the results (default: the directory name)")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--langs", default=None, help="comma-separated languages (default: params languages)")
-    p.add_argument("--source", default=None, help="override capability.source (builtin or a directory)")
-    p.add_argument("--limit", type=int, default=None, help="override capability.limit")
+    p.add_argument("--source", type=flag("capability.source"), default=None,
+                   help="override capability.source (builtin or a directory)")
+    p.add_argument("--limit", type=flag("capability.limit"), default=None, metavar="N",
+                   help="override capability.limit")
     p.add_argument("out", help="output JSON: accuracy per language, per-item results, languages not covered")
 
 

@@ -63,14 +63,16 @@ def score(records: list[dict], lang: str) -> dict:
 def judge_plan(params: dict, judges_override: list[str] | None, source: str) -> dict:
     """Judges, rule, adjudicator and per-judge options (the `judge:` block's, as the judge
     stage reads them) for scoring answers."""
+    from ..params import with_defaults
     from .judge import options_from_params
 
+    params = with_defaults(params)
     spec = params["evaluate"]
     judges = judges_override or spec["judge"]
     judges = [judges] if isinstance(judges, str) else list(judges)
-    return {"judges": judges, "rule": spec.get("rule", "unanimous"),
-            "adjudicator": None if judges_override else spec.get("adjudicator"),
-            "judge_configs": options_from_params(params.get("judge") or {}, source)}
+    return {"judges": judges, "rule": spec["rule"],
+            "adjudicator": None if judges_override else spec["adjudicator"],
+            "judge_configs": options_from_params(params["judge"], source)}
 
 
 def read_answers(path: Path) -> list[dict]:

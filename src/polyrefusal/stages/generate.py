@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from ..io import read_records, write_records
-from ..params import load_params
+from ..params import load_params, with_defaults
 from ..training.models import model_backend, resolve_model
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,11 @@ def add_arguments(p):
 def model_spec(params: dict, model_dir: str):
     from ..generate.base import ModelSpec
 
-    g = params["generation"]
+    g = with_defaults(params)["generation"]
     return ModelSpec(path=resolve_model(model_dir), max_new_tokens=g["max_new_tokens"],
-                     temperature=g.get("temperature", 0.0), top_p=g.get("top_p", 1.0),
-                     seed=g.get("seed", 0), system_prompt=g.get("system_prompt"),
-                     batch_size=g.get("batch_size", 16), dtype=g.get("dtype", "auto"),
-                     extra={"torch_threads": g.get("torch_threads", 1), **g.get("extra", {})})
+                     temperature=g["temperature"], top_p=g["top_p"], seed=g["seed"],
+                     system_prompt=g["system_prompt"], batch_size=g["batch_size"], dtype=g["dtype"],
+                     extra={"torch_threads": g["torch_threads"], **g["extra"]})
 
 
 def run(args):

@@ -40,12 +40,14 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p):
-    p.add_argument("--judge", action="append", default=None, metavar="NAME",
-                   help="judge name (repeat for an ensemble; default refusal_lexicon)")
     from ..judges.ensemble import RULES
+    from ..params import default
 
+    p.add_argument("--judge", action="append", default=None, metavar="NAME",
+                   help="judge name (repeat for an ensemble; default: params judge.judges, else "
+                        f"{', '.join(default('judge.judges'))})")
     p.add_argument("--rule", default=None, choices=RULES,
-                   help="ensemble rule (default: params judge.rule, else unanimous)")
+                   help=f"ensemble rule (default: params judge.rule, else {default('judge.rule')})")
     p.add_argument("--params", default=None, metavar="params.yaml",
                    help="take judges, rule, adjudicator and options from the params file's judge: block")
     p.add_argument("--adjudicator", default=None, metavar="NAME", help="judge that settles disagreements")
@@ -131,15 +133,14 @@ def run(args):
 
     from ..judges.ensemble import JudgePool, judge_fields, judge_kind
 
-    plan: dict = {}
-    if args.params:
-        from ..params import load_params
+    from ..params import load_params, with_defaults
 
-        plan = load_params(args.params).get("judge") or {}
-    judges = args.judge or list(plan.get("judges") or ["refusal_lexicon"])
-    rule = args.rule or plan.get("rule") or "unanimous"
+    # without --params, the judge: block's schema defaults (one lexicon judge, unanimous)
+    plan = with_defaults(load_params(args.params)["judge"] if args.params else {}, "judge")
+    judges = args.judge or list(plan["judges"])
+    rule = args.rule or plan["rule"]
     # judges named on the command line come without the params file's adjudicator
-    adjudicator = args.adjudicator or (None if args.judge else plan.get("adjudicator"))
+    adjudicator = args.adjudicator or (None if args.judge else plan["adjudicator"])
     fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     if not fields:
         raise UserError("--fields names no field", field="fields")

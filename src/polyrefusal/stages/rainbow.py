@@ -20,7 +20,6 @@ loads no model, so the DAG can always name OUT; ``--force`` runs the search anyw
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import importlib.util
 import logging
@@ -30,32 +29,10 @@ from .. import seed as seed_data
 from ..corpus import (params_line, check_corpus_params, load_corpus, resolve_selection, write_corpus)
 from ..errors import UserError
 from ..io import write_json
-from ..params import flag, load_params
+from ..params import flag, load_params, with_defaults
 from ..rainbow import DEFAULT_TEMPLATE, GRIDS, RainbowSearch, Settings, category_names, key_names, summary
 
 log = logging.getLogger(__name__)
-
-DEFAULTS: dict = {
-    "enabled": False,
-    "grid": "group_strategy",
-    "iterations": 40,
-    "seed": 0,
-    "lang": None,                       # null = source_language
-    "mutator": {"backend": "transformers", "path": "results/models/base", "temperature": 0.8,
-                "max_new_tokens": 48},
-    "target": {"backend": "transformers", "path": "results/models/base"},
-    "judge": "refusal_lexicon",
-    "judge_options": {},
-    "similarity": "bleu",
-    "similarity_threshold": 0.6,
-    "empty_cell_weight": 4.0,
-    "seed_parent_prob": 0.1,
-    "candidates_per_iteration": 1,
-    "max_prompt_chars": 2000,
-    "mutation_template": None,          # null = rainbow.DEFAULT_TEMPLATE
-    "group_category": "S10",
-}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="params.yaml", help="params file (its rainbow: block; default: params.yaml)")
@@ -72,23 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def rainbow_params(params: dict, params_file: str | None = "params.yaml") -> dict:
-    """The ``rainbow:`` block over DEFAULTS (model sections merged key by key)."""
-    given = params.get("rainbow") or {}
-    if not isinstance(given, dict):
-        raise UserError("must be a mapping", file=params_file, field="rainbow")
-    cfg = copy.deepcopy(DEFAULTS)
-    for key, value in given.items():
-        if key not in DEFAULTS:
-            raise UserError(f"unknown key {key!r} (known: {', '.join(DEFAULTS)})", file=params_file,
-                            line=params_line(params_file, ["rainbow", key]), field=f"rainbow.{key}")
-        if key in ("mutator", "target"):
-            if not isinstance(value, dict):
-                raise UserError("must be a mapping (backend, path, ...)", file=params_file,
-                                line=params_line(params_file, ["rainbow", key]), field=f"rainbow.{key}")
-            cfg[key] = {**cfg[key], **value}
-        else:
-            cfg[key] = value
-    return cfg
+    """The ``rainbow:`` block with the schema's defaults filled in (a given mutator/target
+    merged over its default key by key). Its keys were checked by params validation."""
+    return with_defaults(params)["rainbow"]
 
 
 def model_spec(section: dict, params: dict, where: str, params_file: str | None = None):
@@ -103,11 +66,10 @@ def model_spec(section: dict, params: dict, where: str, params_file: str | None 
                             field=f"{where}.{key}")
     if not section.get("path"):
         raise UserError("missing model path", file=params_file, field=f"{where}.path")
-    g = params.get("generation") or {}
-    spec = dict(max_new_tokens=g.get("max_new_tokens", 64), temperature=g.get("temperature", 0.0),
-                top_p=g.get("top_p", 1.0), seed=g.get("seed", 0), system_prompt=g.get("system_prompt"),
-                batch_size=g.get("batch_size", 16), dtype=g.get("dtype", "auto"),
-                extra={"torch_threads": g.get("torch_threads", 1)})
+    g = with_defaults(params)["generation"]
+    spec = {**{k: g[k] for k in ("max_new_tokens", "temperature", "top_p", "seed", "system_prompt",
+                                 "batch_size", "dtype")},
+            "extra": {"torch_threads": g["torch_threads"]}}
     for key, value in section.items():
         if key == "backend":
             continue
@@ -116,7 +78,7 @@ def model_spec(section: dict, params: dict, where: str, params_file: str | None 
         else:
             spec[key] = value
     spec["path"] = resolve_model(section["path"])
-    backend = section.get("backend") or g.get("backend") or "transformers"
+    backend = section.get("backend") or g["backend"]
     return backend, ModelSpec(**spec)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..params import flag, load_params
+from ..params import default, flag, load_params, with_defaults
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +34,20 @@ def add_arguments(p):
     p.add_argument("--show-full-answers", action="store_true",
                    help="show generated answers to harmful prompts in full (default: truncated)")
     p.add_argument("--truncate", type=flag("report.truncate_answers"), default=None, metavar="N",
-                   help="characters of an answer to a harmful prompt shown (default: report.truncate_answers or 80)")
+                   help="characters of an answer to a harmful prompt shown (default: report.truncate_answers, "
+                        f"else {default('report.truncate_answers')})")
     p.add_argument("--bootstrap", type=flag("report.bootstrap"), default=None, metavar="N",
-                   help="bootstrap resamples per confidence interval (default: report.bootstrap or 1000)")
+                   help="bootstrap resamples per confidence interval (default: report.bootstrap, "
+                        f"else {default('report.bootstrap')})")
     p.add_argument("--seed", type=flag("report.seed"), default=None, metavar="N",
-                   help="bootstrap seed (default: report.seed or 0)")
+                   help=f"bootstrap seed (default: report.seed, else {default('report.seed')})")
 
 
 def run(args):
     from ..report.build import Options, build
 
     params = load_params(args.params)
-    cfg = params.get("report") or {}
+    cfg = with_defaults(params)["report"]
 
     def opt_dir(value):
         return Path(value) if value else None
@@ -55,11 +57,11 @@ def run(args):
         scores_dir=Path(args.scores_dir), report_dir=Path(args.report_dir),
         capability_dir=opt_dir(args.capability_dir), pairs_dir=opt_dir(args.pairs_dir),
         translations_dir=opt_dir(args.translations_dir),
-        n_resamples=int(args.bootstrap or cfg.get("bootstrap", 1000)),
-        seed=int(args.seed if args.seed is not None else cfg.get("seed", 0)),
-        show_full_answers=bool(args.show_full_answers or cfg.get("show_full_answers", False)),
-        truncate=int(args.truncate or cfg.get("truncate_answers", 80)),
-        fluency_judge=cfg.get("fluency_judge"), fluency_options=cfg.get("fluency_options") or {},
+        n_resamples=int(args.bootstrap or cfg["bootstrap"]),
+        seed=int(args.seed if args.seed is not None else cfg["seed"]),
+        show_full_answers=bool(args.show_full_answers or cfg["show_full_answers"]),
+        truncate=int(args.truncate or cfg["truncate_answers"]),
+        fluency_judge=cfg["fluency_judge"], fluency_options=cfg["fluency_options"] or {},
     )
     head = build(opts)
     log.info("report: mean ASR %s", head.get("mean_asr"))

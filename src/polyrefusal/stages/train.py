@@ -45,7 +45,7 @@ def add_arguments(p):
 def run(args):
     from ..training.dpo import resolve_config, train_config
 
-    params = load_params(args.params)
+    params = load_params(args.params, training=True)  # TRL checks dpo: before any work
     spec = resolve_config(params, args.config)
     if args.groups is not None:
         spec["groups"] = sorted(set(args.groups))

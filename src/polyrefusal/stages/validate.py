@@ -24,7 +24,7 @@ def add_arguments(p):
 
 
 def run(args):
-    load_params(args.params)
+    load_params(args.params, training=True)  # the dpo: block through TRL too (before any stage)
     if args.marker:
         write_text(args.marker, MARKER)
     print(f"{args.params}: valid")

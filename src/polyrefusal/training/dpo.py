@@ -15,6 +15,10 @@ same seed, ends with byte-identical weights to an uninterrupted run: the data or
 scheduler and RNG states from the checkpoint. The final model is written to a hidden temporary
 directory and renamed onto the output, so the output never looks complete while training runs.
 
+Settings are read through ``params.with_defaults`` (the schema holds every default); the
+DPOConfig arguments are built in one place, ``dpo_arguments``, which params validation also
+builds (``params.check_dpo``), so TRL refuses a bad setting before any job runs.
+
 Options (``params.dpo``): LoRA (``use_lora``, ``lora: {r, alpha, dropout, target_modules}``,
 ``merge_lora``: a merged full model, or an adapter directory loadable with
 ``peft.AutoPeftModelForCausalLM``); ``precompute_ref_log_probs`` (reference log-probs computed
@@ -36,11 +40,12 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..io import read_records, stable_hash, write_json, write_text
+from ..params import CONFIG_DEF, config_languages, schema_problem, with_defaults
 from .models import resolve_model
 
 log = logging.getLogger(__name__)
 
-#: DPOConfig fields taken from params.dpo as they are (when present).
+#: DPOConfig fields taken from params.dpo as they are (when present; absent: TRL's default).
 DPO_FIELDS = ("beta", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
               "gradient_accumulation_steps", "max_length", "seed", "loss_type", "loss_weights",
               "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "max_grad_norm",
@@ -73,26 +78,19 @@ def resolve_config(params: dict, name: str) -> dict:
     spec = defs[name]
     if not isinstance(spec, dict):
         spec = {"langs": spec}
-    unknown = set(spec) - {"langs", "groups", "strategies", "include_general", "max_per_language"}
-    if unknown:
-        raise UserError(f"unknown key(s) {', '.join(sorted(unknown))} in configuration {name!r} "
-                        "(use langs, groups, strategies, include_general, max_per_language)",
-                        field=f"config_defs.{name}")
-    langs_spec = spec.get("langs", "all")
-    langs = list(params["languages"]) if langs_spec == "all" else [
-        lang for lang in params["languages"] if lang in langs_spec]
+    # params validation has checked the entry; a caller's own mapping gets the same check
+    if (problem := schema_problem(spec, CONFIG_DEF)) is not None:
+        path, message = problem
+        raise UserError(message, field=".".join(map(str, ["config_defs", name, *path])))
+    spec = with_defaults(spec, CONFIG_DEF)
+    langs = config_languages({**params, "config_defs": {name: spec}}, name)
 
-    def _list(key):
+    def _list(key):  # a non-empty list (the schema's check above), or None: no selection
         value = spec.get(key)
-        if value is None:
-            return None
-        if isinstance(value, str) or not value:
-            raise UserError(f"`{key}` must be a non-empty list", field=f"config_defs.{name}.{key}")
-        return sorted(set(value))
+        return None if value is None else sorted(set(value))
 
     return {"langs": langs, "groups": _list("groups"), "strategies": _list("strategies"),
-            "include_general": bool(spec.get("include_general", False)),
-            "max_per_language": spec.get("max_per_language")}
+            "include_general": bool(spec["include_general"]), "max_per_language": spec["max_per_language"]}
 
 
 def is_demographic(spec: dict) -> bool:
@@ -212,13 +210,49 @@ def run_key(base_digest: str, data_digests: list[str], dpo: dict, spec: dict) ->
 
 # --------------------------------------------------------------------------- training
 
-def _lora_config(dpo: dict):
+def _lora_config(settings: dict):
+    """peft's LoraConfig of ``dpo.lora`` (``settings``: the dpo block with defaults filled)."""
     from peft import LoraConfig
-    lora = dict(dpo.get("lora") or {})
-    target = lora.get("target_modules", "all-linear")
-    return LoraConfig(r=int(lora.get("r", 16)), lora_alpha=float(lora.get("alpha", 32)),
-                      lora_dropout=float(lora.get("dropout", 0.0)), task_type="CAUSAL_LM",
+    lora = settings["lora"]
+    target = lora["target_modules"]
+    return LoraConfig(r=int(lora["r"]), lora_alpha=float(lora["alpha"]),
+                      lora_dropout=float(lora["dropout"]), task_type="CAUSAL_LM",
                       target_modules=target if isinstance(target, str) else list(target))
+
+
+def train_dtype(settings: dict, cuda: bool):
+    """The weights' dtype: bfloat16 with ``dpo.bf16`` on a GPU, float32 otherwise."""
+    import torch
+
+    return torch.bfloat16 if settings["bf16"] and cuda else torch.float32
+
+
+def dpo_arguments(settings: dict, output_dir: str, *, cuda: bool) -> dict:
+    """The keyword arguments of TRL's ``DPOConfig`` for a ``dpo:`` block (``settings``: with
+    defaults filled): the DPOConfig fields it names, the project's fixed choices (step
+    checkpoints, seeded data order, no reporting, CPU without CUDA) and ``trl_args`` as they
+    are. Training builds its DPOConfig from this, and so does params validation."""
+    from trl import DPOConfig
+
+    seed = int(settings["seed"])
+    arguments = dict(
+        output_dir=output_dir,
+        **{k: settings[k] for k in DPO_FIELDS if k in settings},
+        data_seed=seed,
+        save_strategy="steps", save_steps=int(settings["save_steps"]),
+        save_total_limit=int(settings["save_total_limit"]),
+        logging_steps=int(settings["logging_steps"]), report_to=[], log_level="warning",
+        use_cpu=not cuda, bf16=bool(settings["bf16"]) and cuda, dataloader_num_workers=0, disable_tqdm=True,
+        **checkpointing_arg(DPOConfig, bool(settings["gradient_checkpointing"])),
+        precompute_ref_log_probs=bool(settings["precompute_ref_log_probs"]),
+        model_init_kwargs={"dtype": train_dtype(settings, cuda), **(settings.get("model_init_kwargs") or {})},
+    )
+    trl_args = settings.get("trl_args") or {}
+    for key in trl_args:
+        if key in arguments:
+            raise ValueError(f"`trl_args.{key}` is set by the dpo: block itself"
+                             + (f" (dpo.{key})" if key in settings else " (a fixed choice of the project)"))
+    return {**arguments, **trl_args}
 
 
 def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Path, dpo: dict,
@@ -226,9 +260,10 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
                  ref_logps_dir: Path | None = None, callbacks: list | None = None) -> dict:
     """Train configuration ``name`` on ``pair_files`` from ``base_dir`` into ``out_dir``.
 
-    ``spec`` is :func:`resolve_config`'s selection (groups/strategies); ``ref_logps_dir`` the
-    content-addressed store of reference log-probs (used with ``precompute_ref_log_probs``).
-    Returns the metrics written to ``out_dir/metrics.json``.
+    ``dpo`` is the ``dpo:`` block as given (recorded in the model card and keyed in the run key;
+    its absent keys take the schema's defaults). ``spec`` is :func:`resolve_config`'s selection
+    (groups/strategies); ``ref_logps_dir`` the content-addressed store of reference log-probs
+    (used with ``precompute_ref_log_probs``). Returns the metrics written to ``out_dir/metrics.json``.
     """
     import torch
     import transformers
@@ -240,9 +275,10 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     from .ref_logps import GROUP_COLUMN, RefLogpStore, cached_dpo_trainer_class, store_key
 
     spec = dict(spec or {})
-    torch.set_num_threads(int(dpo.get("torch_threads", 1)))
-    seed = int(dpo["seed"])
-    cap = spec.get("max_per_language") or dpo.get("max_per_language")
+    settings = with_defaults(dpo, "dpo")
+    torch.set_num_threads(int(settings["torch_threads"]))
+    seed = int(settings["seed"])
+    cap = spec.get("max_per_language") or settings["max_per_language"]
     rows, counts = load_pairs(pair_files, cap, seed, spec)
     if not rows:
         raise UserError(f"training configuration {name!r} has no training pairs "
@@ -258,40 +294,28 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
             shutil.rmtree(stale, ignore_errors=True)
 
     cuda = torch.cuda.is_available()
-    bf16 = bool(dpo.get("bf16")) and cuda
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    precompute = bool(dpo.get("precompute_ref_log_probs", False))
-    use_lora = bool(dpo.get("use_lora", False))
+    dtype = train_dtype(settings, cuda)
+    args = DPOConfig(**dpo_arguments(settings, str(ckpt_dir), cuda=cuda))
+    precompute = bool(settings["precompute_ref_log_probs"])
+    use_lora = bool(settings["use_lora"])
 
     # The reference-logp store: one key per language file (see ref_logps.py).
     store, store_meta = None, {}
     records = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
     if precompute and ref_logps_dir is not None:
         store = RefLogpStore(ref_logps_dir)
-        settings = {"max_length": dpo.get("max_length"), "truncation_mode": dpo.get("truncation_mode", "keep_start"),
-                    "ld_alpha": dpo.get("ld_alpha"), "dtype": str(dtype)}
-        keys = [store_key(base_digest, d, settings) for d in digests]
-        store_meta = {k: {"base_digest": base_digest, "data_file": str(f), "data_digest": d, **settings}
+        # the settings as given (an absent max_length keys as None, as it always has); the
+        # truncation mode as DPOConfig resolved it (TRL's default when absent)
+        ref_settings = {"max_length": dpo.get("max_length"), "truncation_mode": args.truncation_mode,
+                        "ld_alpha": dpo.get("ld_alpha"), "dtype": str(dtype)}
+        keys = [store_key(base_digest, d, ref_settings) for d in digests]
+        store_meta = {k: {"base_digest": base_digest, "data_file": str(f), "data_digest": d, **ref_settings}
                       for k, f, d in zip(keys, pair_files, digests)}
         for rec, row in zip(records, rows):
             rec[GROUP_COLUMN] = keys[row["_file"]]
     dataset = Dataset.from_list(records)
 
-    trl_args = dict(dpo.get("trl_args") or {})
-    model_init_kwargs = {"dtype": dtype, **(dpo.get("model_init_kwargs") or {})}
-    args = DPOConfig(
-        output_dir=str(ckpt_dir),
-        **{k: dpo[k] for k in DPO_FIELDS if k in dpo},
-        data_seed=seed,
-        save_strategy="steps", save_steps=int(dpo.get("save_steps", 50)),
-        save_total_limit=int(dpo.get("save_total_limit", 2)),
-        logging_steps=int(dpo.get("logging_steps", 1)), report_to=[], log_level="warning",
-        use_cpu=not cuda, bf16=bf16, dataloader_num_workers=0, disable_tqdm=True,
-        **checkpointing_arg(DPOConfig, bool(dpo.get("gradient_checkpointing", False))),
-        precompute_ref_log_probs=precompute, model_init_kwargs=model_init_kwargs,
-        **trl_args,
-    )
-    peft_config = _lora_config(dpo) if use_lora else None
+    peft_config = _lora_config(settings) if use_lora else None
     tokenizer = AutoTokenizer.from_pretrained(base_path)
 
     # LoRA's random A matrices are drawn while the trainer is built, before Trainer seeds.
@@ -317,7 +341,7 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     trainer.save_model(str(tmp))
     if not main:
         return {}
-    merged = use_lora and bool(dpo.get("merge_lora", True))
+    merged = use_lora and bool(settings["merge_lora"])
     if merged:
         merge_adapter(tmp, base_path, dtype)
     adapter = record_adapter_base(tmp, base_path) if use_lora and not merged else None
