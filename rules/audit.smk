@@ -2,10 +2,12 @@
 # evaluated without training. Their model directory is a pointer (like a real base model), so
 # `generate`, `evaluate` and `capability` treat them exactly like results/models/base.
 rule audit_model:
+    input:
+        code=code("audit_model"),
     output:
         directory("results/models/{audit}"),
     params:
-        spec=lambda w: config["audit_models"][w.audit],
+        **tracked("audit_model"),  # rerun triggers only: PARAMS in common.smk
     log:
         "logs/audit_model/{audit}.log",
     benchmark:

@@ -1,10 +1,11 @@
 rule base_model:
+    input:
+        code=code("base_model"),
     output:
         directory("results/models/base"),
     params:
         gpus=gpus("base_model"),
-        base_model=config["base_model"],
-        languages=LANGS,
+        **tracked("base_model"),  # rerun triggers only: PARAMS in common.smk
     threads: 1
     resources:
         gpu=gpus("base_model"),

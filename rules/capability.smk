@@ -2,13 +2,13 @@
 # the model loaded once), through lm-evaluation-harness on local files (params `capability`).
 rule capability:
     input:
-        "results/models/{model}",
+        model="results/models/{model}",
+        code=code("capability"),
     output:
         "results/capability/{model}.json",
     params:
         gpus=gpus("capability"),
-        capability=config.get("capability") or {},
-        languages=LANGS,
+        **tracked("capability"),  # rerun triggers only: PARAMS in common.smk
     threads: 1
     resources:
         gpu=gpus("capability"),
@@ -21,4 +21,4 @@ rule capability:
         "../envs/train.yaml"
     shell:
         "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
-        "polyrefusal capability --model {input} --name {wildcards.model} {output} 2> {log}"
+        "polyrefusal capability --model {input.model} --name {wildcards.model} {output} 2> {log}"

@@ -74,3 +74,102 @@ def every_output():
             plain = re.sub(r"{(\w+),[^}]*}", r"{\1}", str(pattern))  # without the constraints
             paths += expand(plain, **{n: values[n] for n in set(re.findall(r"{(\w+)}", plain))})
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# What each stage depends on besides its data inputs, declared once here. The rules read these
+# tables, and `polyrefusal dvc-yaml` writes dvc.yaml from the jobs of this DAG (src/polyrefusal/
+# dvc_yaml.py), so Snakemake and DVC rerun a stage for the same reasons.
+
+#: Source files and data (under src/polyrefusal/; a directory means its files) each rule's
+#: command reads: an input of the rule, so editing one reruns the stage in both tools.
+CODE = {
+    "validate": ["stages/validate.py", "params.py", "schemas/params.schema.yaml"],
+    "corpus": ["stages/corpus.py", "corpus", "io.py", "hub.py", "seed.py", "data/seed"],
+    "rainbow": ["stages/rainbow.py", "rainbow.py", "generate", "judges", "data/lexicon", "training/models.py"],
+    "translate": ["stages/translate.py", "translate"],
+    "respond": ["stages/respond.py", "generate", "chat_format.py"],
+    "judge": ["stages/judge.py", "judges", "data/lexicon"],
+    "split": ["stages/split.py"],
+    "pairs": ["stages/pairs.py"],
+    "base_model": ["stages/base_model.py", "training/embedded.py", "training/models.py", "chat_format.py",
+                   "data/seed"],
+    "audit_model": ["stages/base_model.py", "training/models.py"],
+    "train": ["stages/train.py", "training/dpo.py", "training/ref_logps.py", "training/curves.py",
+              "training/models.py", "chat_format.py"],
+    "generate": ["stages/generate.py", "generate", "training/models.py", "chat_format.py"],
+    "evaluate": ["stages/evaluate.py", "stages/judge.py", "judges", "data/lexicon", "scoring/langid.py"],
+    "capability": ["stages/capability.py", "scoring/capability.py", "training/models.py", "data/capability"],
+    "report": ["stages/report.py", "report", "scoring", "training/curves.py"],
+}
+
+#: params.yaml keys (dotted; {wildcard} filled per job) each rule's command reads: DVC's
+#: `params:` of the stage, and in Snakemake rule params that are there only so that a changed
+#: value reruns the job (its `params` rerun trigger); no command reads them as arguments.
+#: A key absent from params.yaml is left out on both sides.
+PARAMS = {
+    "validate": [],  # reads params.yaml whole: the file is its input
+    "corpus": ["corpus", "source_language"],
+    "rainbow": ["rainbow", "corpus", "source_language"],
+    "translate": ["translate", "source_language"],
+    "respond": ["respond"],
+    "judge": ["judge"],
+    "split": ["split"],
+    "pairs": [],
+    "base_model": ["base_model", "languages"],
+    "audit_model": ["audit_models.{audit}"],
+    "train": ["dpo", "config_defs.{config}"],
+    "generate": ["generation", "languages"],
+    "evaluate": ["evaluate", "judge.options", "languages"],
+    "capability": ["capability", "languages"],
+    "report": ["report", "languages", "train_configs", "audit_models"],
+}
+
+#: Outputs DVC declares beyond Snakemake's: state that survives reruns (the translation
+#: memory, the response cache, the rainbow archive), named by the rule param holding the path.
+#: Snakemake does not declare them, so that it never deletes them before a rerun; DVC keeps
+#: them with `persist: true`.
+PERSIST = {"translate": "memory", "generate": "cache", "rainbow": "archive"}
+
+
+def code(rule):
+    """The files under src/polyrefusal/ that CODE names for `rule`, directories expanded (byte
+    code left out, as .dvcignore does for DVC): Snakemake dates a directory input by the
+    directory's own mtime, which editing a file inside does not change. dvc.yaml names CODE's
+    entries as they are (a package: one directory dependency)."""
+    from pathlib import Path
+
+    from polyrefusal.dvc_yaml import PACKAGE
+
+    package = Path(PACKAGE)
+    files = []
+    for entry in CODE[rule]:
+        path = package / entry
+        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files += [str(p) for p in found if p.suffix != ".pyc" and "__pycache__" not in p.parts]
+    return files
+
+
+def _lookup(key):
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _param_name(key):
+    plain = key.replace(".", "_").replace("{", "").replace("}", "")
+    return f"p_{plain}"
+
+
+def tracked(rule):
+    """Rule params for PARAMS[rule] (named p_<key>): rerun triggers only, see PARAMS."""
+    out = {}
+    for key in PARAMS[rule]:
+        if "{" in key:
+            out[_param_name(key)] = lambda w, key=key: _lookup(key.format(**w))
+        elif _lookup(key) is not None:
+            out[_param_name(key)] = _lookup(key)
+    return out

@@ -1,11 +1,11 @@
 rule corpus:
     input:
-        config["corpus"].get("include") or [],
+        include=config["corpus"].get("include") or [],
+        code=code("corpus"),
     output:
         "results/corpus/source.parquet",
     params:
-        corpus=config["corpus"],
-        source_language=SRC,
+        **tracked("corpus"),  # rerun triggers only: PARAMS in common.smk
     log:
         "logs/corpus.log",
     benchmark:

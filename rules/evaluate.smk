@@ -2,14 +2,13 @@
 # model's answers in every language.
 rule evaluate:
     input:
-        "results/answers/{model}",
+        answers="results/answers/{model}",
+        code=code("evaluate"),
     output:
         directory("results/eval/{model}"),
     params:
         gpus=gpus("evaluate"),
-        evaluate=config["evaluate"],
-        judge_options=config["judge"].get("options"),
-        languages=LANGS,
+        **tracked("evaluate"),  # rerun triggers only: PARAMS in common.smk
     threads: 1
     resources:
         gpu=gpus("evaluate"),
@@ -23,4 +22,4 @@ rule evaluate:
     shell:
         "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
         "polyrefusal evaluate --params params.yaml --model {wildcards.model} "
-        "{input} {output} 2> {log}"
+        "{input.answers} {output} 2> {log}"

@@ -2,11 +2,12 @@ rule generate:
     input:
         model="results/models/{model}",
         tests=expand("results/pairs/{lang}.test.jsonl", lang=LANGS),
+        code=code("generate"),
     output:
         directory("results/answers/{model}"),
     params:
         gpus=gpus("generate"),
-        generation=config["generation"],
+        **tracked("generate"),  # rerun triggers only: PARAMS in common.smk
         cache=lambda w: f"{config['generation']['cache_dir']}/{w.model}",
     threads: 1
     resources:

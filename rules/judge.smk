@@ -1,11 +1,12 @@
 rule judge:
     input:
-        "results/responses/{lang}.parquet",
+        responses="results/responses/{lang}.parquet",
+        code=code("judge"),
     output:
         "results/judged/{lang}.parquet",
     params:
         gpus=gpus("judge"),
-        judge=config["judge"],
+        **tracked("judge"),  # rerun triggers only: PARAMS in common.smk
     threads: 1
     resources:
         gpu=gpus("judge"),
@@ -19,4 +20,4 @@ rule judge:
     shell:
         "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
         "polyrefusal judge --params params.yaml --fields chosen,rejected "
-        "{input} {output} 2> {log}"
+        "{input.responses} {output} 2> {log}"

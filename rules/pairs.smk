@@ -2,6 +2,7 @@ rule pairs:
     input:
         judged="results/judged/{lang}.parquet",
         split="results/split/assignment.json",
+        code=code("pairs"),
     output:
         train="results/pairs/{lang}.train.jsonl",
         test="results/pairs/{lang}.test.jsonl",

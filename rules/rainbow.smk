@@ -4,13 +4,13 @@
 # state (like the caches): not declared as an output, so Snakemake never deletes it.
 rule rainbow:
     input:
-        rainbow_models,
+        models=rainbow_models,
+        code=code("rainbow"),
     output:
         "results/rainbow/generated.parquet",
     params:
         gpus=gpus("rainbow"),
-        rainbow=config.get("rainbow") or {},
-        corpus=config["corpus"],
+        **tracked("rainbow"),  # rerun triggers only: PARAMS in common.smk
         archive="results/rainbow/archive",
     threads: 1
     resources:

@@ -13,6 +13,16 @@ PLOT_CATEGORIES = {
     "judge_agreement": "5. Judges and training",
     "training_curves": "5. Judges and training",
 }
+METRICS = "results/scores/metrics.json"
+# How DVC shows some of the report's outputs (read by `polyrefusal dvc-yaml`): `metrics` (dvc
+# metrics show/diff) and `plots` (dvc plots show, with each plot's options); the others are
+# plain `outs`.
+DVC_METRICS = [METRICS]
+DVC_PLOTS = {
+    "results/scores/mean_asr.csv": {"template": "bar_horizontal", "x": "mean_asr", "y": "config",
+                                    "title": "Mean ASR over languages per model (95% CI in the file)"},
+    **{f"results/report/plots/{name}.png": None for name in PLOT_CATEGORIES},
+}
 
 
 rule report:
@@ -22,13 +32,14 @@ rule report:
         capability=expand("results/capability/{model}.json", model=MODELS),
         pairs=expand("results/pairs/{lang}.stats.json", lang=LANGS),
         usage=expand("results/translations/{lang}.usage.json", lang=LANGS),
+        code=code("report"),
     output:
         report="results/report/report.md",
         html=report("results/report/report.html", caption="../report/report_html.rst", category="0. Report"),
         asr="results/scores/asr.csv",
         transfer="results/scores/transfer_matrix.csv",
         delta="results/scores/transfer_delta.csv",
-        metrics="results/scores/metrics.json",
+        metrics=METRICS,
         tables=multiext(
             "results/scores/",
             "asr_ci.csv",
@@ -50,8 +61,7 @@ rule report:
             for name, cat in PLOT_CATEGORIES.items()
         ],
     params:
-        report=config.get("report") or {},
-        audit=AUDIT,
+        **tracked("report"),  # rerun triggers only: PARAMS in common.smk
     log:
         "logs/report.log",
     benchmark:

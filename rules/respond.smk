@@ -1,11 +1,13 @@
 rule respond:
     input:
-        "results/translations/{lang}.parquet",
+        translations="results/translations/{lang}.parquet",
+        code=code("respond"),
     output:
         "results/responses/{lang}.parquet",
     params:
         gpus=gpus("respond"),
         backend=config["respond"]["backend"],
+        **tracked("respond"),  # rerun triggers only: PARAMS in common.smk
     threads: 1
     resources:
         gpu=gpus("respond"),
@@ -18,4 +20,4 @@ rule respond:
         "../envs/core.yaml"
     shell:
         "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
-        "polyrefusal respond --backend {params.backend} {input} {output} 2> {log}"
+        "polyrefusal respond --backend {params.backend} {input.translations} {output} 2> {log}"

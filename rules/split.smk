@@ -1,11 +1,13 @@
 rule split:
     input:
-        "results/corpus/source.parquet",
+        corpus="results/corpus/source.parquet",
+        code=code("split"),
     output:
         "results/split/assignment.json",
     params:
         test_fraction=config["split"]["test_fraction"],
         seed=config["split"]["seed"],
+        **tracked("split"),  # rerun triggers only: PARAMS in common.smk
     log:
         "logs/split.log",
     benchmark:
@@ -14,4 +16,4 @@ rule split:
         "../envs/core.yaml"
     shell:
         "polyrefusal split --test-fraction {params.test_fraction} --seed {params.seed} "
-        "{input} {output} 2> {log}"
+        "{input.corpus} {output} 2> {log}"

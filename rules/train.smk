@@ -2,13 +2,12 @@ rule train:
     input:
         base="results/models/base",
         pairs=lambda w: expand("results/pairs/{lang}.train.jsonl", lang=config_langs(w.config)),
+        code=code("train"),
     output:
         directory("results/models/{config}"),
     params:
         gpus=gpus("train"),
-        dpo=config["dpo"],
-        spec=lambda w: config["config_defs"][w.config],
-        languages=lambda w: config_langs(w.config),
+        **tracked("train"),  # rerun triggers only: PARAMS in common.smk
     threads: 1
     resources:
         gpu=gpus("train"),

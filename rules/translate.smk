@@ -1,6 +1,7 @@
 rule translate:
     input:
-        "results/corpus/source.parquet",
+        corpus="results/corpus/source.parquet",
+        code=code("translate"),
     output:
         translations="results/translations/{lang}.parquet",
         usage="results/translations/{lang}.usage.json",
@@ -9,7 +10,7 @@ rule translate:
         gpus=gpus("translate"),
         backend=config["translate"]["backend"],
         source=SRC,
-        options=config["translate"].get("options"),
+        **tracked("translate"),  # rerun triggers only: PARAMS in common.smk
         memory=lambda w: f"{config['translate']['memory_dir']}/{w.lang}",
     threads: 1
     resources:
@@ -26,4 +27,4 @@ rule translate:
         "polyrefusal translate --backend {params.backend} --params params.yaml "
         "--source {params.source} --target {wildcards.lang} --fields text,chosen,rejected "
         "--memory {params.memory} --usage {output.usage} --review {output.review} "
-        "{input} {output.translations} 2> {log}"
+        "{input.corpus} {output.translations} 2> {log}"

@@ -15,7 +15,15 @@ For each preset, in a temporary copy of the project (the checkout is never touch
 * sync --check: the same verification by `polyrefusal sync --check` (DVC's stage status, with
                dvc.yaml/dvc.lock collected once and params.yaml parsed once);
 * sync:        the whole `polyrefusal sync` (verify, date the outputs alike, `snakemake -n`);
-* sync --commit: `dvc commit --force` of every stage, params parsed once (dvc.lock for the fakes).
+* sync --commit: every stage recorded in dvc.lock (status once, params parsed once, dvc.lock
+               written once): the end-of-run commit after a run that made everything;
+* sync --commit --produced, no change: the same when nothing changed (rule dvc_commit after a
+               run that made nothing new: one status pass).
+
+dvc.yaml is what `polyrefusal dvc-yaml` writes for each DAG (one explicit stage per job;
+`polyrefusal preset` rewrites it, and the widened grid gets its own). DVC parses YAML with
+ruamel.yaml's C loader when `ruamel.yaml.clib` is installed (the project depends on
+`ruamel.yaml[oldlibyaml]`); without it every figure of DVC's is about twice as slow.
 
 Each figure is the wall time, with the CPU time (user + sys of the command and its children) in
 brackets: on a shared machine the CPU time is the steadier of the two.
@@ -179,6 +187,7 @@ def bench_project(name: str, preset: str, widen: bool, repeat: int, base: Path) 
     row = {"name": name}
     if widen:
         row["configs"] = widen_to(proj, TARGET_JOBS)
+        sh(["polyrefusal", "dvc-yaml"], proj)  # dvc.yaml: one stage per job of the widened DAG
     row["jobs"] = job_count(proj)
     row["plan"] = timed(["snakemake", "-n"], proj, repeat)
     row["outputs"] = fake_outputs(proj)
@@ -188,6 +197,9 @@ def bench_project(name: str, preset: str, widen: bool, repeat: int, base: Path) 
     # parses it once per stage: about 3x slower at 2,000 stages).
     sync = ["polyrefusal", "sync"]
     row["dvc_commit"] = timed([*sync, "--commit"], proj, 1)
+    # what rule dvc_commit costs at the end of a run that changed nothing: status of every
+    # stage, nothing recorded
+    row["commit_noop"] = timed([*sync, "--commit", "--produced"], proj, 1, expect="0 stage(s) recorded")
     row["dvc_stages"] = len(sh(["dvc", "stage", "list", "--name-only"], proj).stdout.split())
     slow = 1 if row["jobs"] > 1000 else repeat
     row["dvc_status"] = timed(["dvc", "status"], proj, slow, expect="up to date")
@@ -257,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(base, ignore_errors=True)
     cols = [("name", "DAG"), ("jobs", "jobs"), ("plan", "snakemake -n"), ("dry_noop", "-n, all present"),
             ("noop", "no-op run"), ("dvc_stages", "dvc stages"), ("dvc_status", "dvc status"),
-            ("sync_check", "sync --check"), ("sync", "sync"), ("dvc_commit", "sync --commit")]
+            ("sync_check", "sync --check"), ("sync", "sync"), ("dvc_commit", "sync --commit"),
+            ("commit_noop", "sync --commit --produced, no change")]
     print(f"# bench_dag: wall time, median of {args.repeat} runs (CPU time, user+sys, in brackets); "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print("| " + " | ".join(c[1] for c in cols) + " |")

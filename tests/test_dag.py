@@ -1,5 +1,6 @@
-"""Build-system guarantees that need no pipeline run: both DAGs name the same artifacts, the
-workflow lints clean, params validate, presets stay in sync."""
+"""Build-system guarantees that need no pipeline run: both DAGs name the same artifacts (and
+`polyrefusal preset` leaves a dvc.yaml that `dvc-yaml --check` accepts), the workflow lints
+clean, params validate."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def test_snakemake_and_dvc_name_the_same_artifacts(tmp_path, preset):
     params = load_params(proj / "params.yaml")
     models = {"base", *params["audit_models"], *params["train_configs"]}
     assert {f for f in smk if f.startswith("results/eval/")} == {f"results/eval/{m}" for m in models}
+    # commands, dependencies, params too: the preset rewrote dvc.yaml for its DAG
+    assert "matches the Snakemake DAG" in run_cli(["polyrefusal", "dvc-yaml", "--check"], cwd=proj).stdout
 
 
 def test_gpu_counts_come_from_params(tmp_path):

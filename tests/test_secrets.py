@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import copy_project
+from .conftest import copy_project, run_cli
 from .deepl_server import FakeDeepL
 from .faults import cli
 from .openai_server import FakeOpenAI
@@ -67,6 +67,7 @@ def small_project(root: Path, deepl: FakeDeepL, openai: FakeOpenAI) -> Path:
     params["generation"].update(backend="openai", extra={"base_url": openai.base_url, "max_retries": 1,
                                                          "concurrency": 4})
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_cli(["polyrefusal", "dvc-yaml"], cwd=proj)  # dvc.yaml is generated from the DAG of these params
     return proj
 
 
@@ -80,7 +81,8 @@ def judge_or_echo(messages, params):
 
 
 def test_keys_come_from_the_environment_and_leak_nowhere(tmp_path, capsys):
-    targets = ["results/answers/base", "results/eval/base"]
+    # logs/params.valid: the marker of DVC's first stage, which `dvc commit --with-deps` needs
+    targets = ["results/answers/base", "results/eval/base", "logs/params.valid"]
     outputs: list[str] = []
     with FakeDeepL(auth_key=DEEPL_KEY) as deepl, FakeOpenAI(api_key=OPENAI_KEY, responder=judge_or_echo) as openai:
         proj = small_project(tmp_path / "proj", deepl, openai)
@@ -107,7 +109,7 @@ def test_keys_come_from_the_environment_and_leak_nowhere(tmp_path, capsys):
         judged = pytest.importorskip("pandas").read_parquet(proj / "results/judged/de.parquet")
         assert "llm_judge" in judged["chosen_verdicts"].iloc[0]
         # DVC records what exists (the lock, the cache, the run cache), with the keys still set.
-        c = cli(["dvc", "commit", "--force", "--with-deps", "judge@de", "evaluate_base"], proj, extra_env=env)
+        c = cli(["dvc", "commit", "--force", "--with-deps", "judge-de", "evaluate-base"], proj, extra_env=env)
         outputs.extend([c.stdout, c.stderr])
         assert c.returncode == 0, c.stderr[-3000:]
         # 4. Generation failing mid-run (HTTP 500 after the retry): the error path of generate.

@@ -350,10 +350,34 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
         spec = (params.get(section) or {}).get(role)
         if spec and (why := _model_problem(spec["path"], base)):
             problems.append(([section, role, "path"], why))
+    from .generate.base import GENERATORS
     from .translate.base import TRANSLATORS
 
+    # Backends are named in their registries (a plugin may register more), not in the schema.
+    generation_backends = [(["generation", "backend"], params["generation"]["backend"])]
+    generation_backends += [(["audit_models", name, "backend"], spec.get("backend")) for name, spec in audit.items()]
+    roles = [("respond", "chosen_model"), ("respond", "rejected_model")]
+    if (params.get("rainbow") or {}).get("enabled"):  # a disabled search loads no model
+        roles += [("rainbow", "mutator"), ("rainbow", "target")]
+    generation_backends += [([section, role, "backend"], ((params.get(section) or {}).get(role) or {}).get("backend"))
+                            for section, role in roles]
+    generation_backends += [(["judge", "options", name, "backend"], opts.get("backend"))
+                            for name, opts in (params["judge"]["options"] or {}).items() if isinstance(opts, dict)]
+    for path, name in generation_backends:
+        if name is not None and name not in GENERATORS.names():
+            close = difflib.get_close_matches(name, GENERATORS.names(), n=1)
+            problems.append((path, f"unknown generation backend {name!r}"
+                             + (f"; did you mean {close[0]!r}?" if close else "")
+                             + f" (available: {', '.join(GENERATORS.names())})"))
     translate = params["translate"]
-    known = TRANSLATORS.get(translate["backend"]).known_options  # the backend declares its options
+    if translate["backend"] not in TRANSLATORS.names():
+        close = difflib.get_close_matches(translate["backend"], TRANSLATORS.names(), n=1)
+        problems.append((["translate", "backend"], f"unknown translate backend {translate['backend']!r}"
+                         + (f"; did you mean {close[0]!r}?" if close else "")
+                         + f" (available: {', '.join(TRANSLATORS.names())})"))
+        known = None
+    else:
+        known = TRANSLATORS.get(translate["backend"]).known_options  # the backend declares its options
     for key in (translate.get("options") or {}) if known is not None else ():
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)

@@ -21,3 +21,6 @@ def run(args):
 
     apply_preset(args.params, *args.names)
     print(f"params: preset {'+'.join(args.names)!r} applied to {args.params}")
+    from ..dvc_yaml import write_beside  # dvc.yaml has one stage per job of the new DAG
+
+    write_beside(args.params)

@@ -23,7 +23,17 @@ clone) would rerun much of the DAG. `polyrefusal sync`:
 
     polyrefusal sync --pull             # = dvc pull (what dvc.lock records) + the above
     dvc pull && polyrefusal sync        # the same in two steps; then `snakemake -n`: nothing to do
-    polyrefusal sync --commit           # `dvc commit --force`, faster (what rule dvc_commit runs)
+    polyrefusal sync --commit           # `dvc commit --force` of the stages that changed, in one write
+    polyrefusal sync --commit --produced   # the same, only for outputs a Snakemake job made (rule dvc_commit)
+
+`--commit --produced` is the end of every Snakemake run: it records in dvc.lock only what the
+pipeline made. A stage that differs from dvc.lock is committed only if each of its outputs has
+Snakemake's record of the job that made it (.snakemake/metadata), is unchanged since that job
+ended (Snakemake records an output's modification time at the job's end; a directory's is its
+.snakemake_timestamp, and no file inside may be newer), and that job ended after every changed
+dependency was last modified. Anything else (a result edited by hand, a file copied into
+results/, outputs older than the code or data they depend on) is listed, and nothing is
+recorded: DVC's `commit --force` would launder it into dvc.lock.
 """
 
 from __future__ import annotations
@@ -50,6 +60,9 @@ def add_arguments(p):
     p.add_argument("--commit", action="store_true",
                    help="only record the workspace in dvc.lock (`dvc commit --force` of every stage, with "
                         "params.yaml parsed once instead of once per stage): what rule dvc_commit runs")
+    p.add_argument("--produced", action="store_true",
+                   help="with --commit: record only outputs that a Snakemake job made and nobody changed "
+                        "since; list any other change and record nothing (exit 2)")
     p.add_argument("stages", nargs="*", help="with --commit: only these stages (default: all)")
     p.add_argument("--check", action="store_true",
                    help="only verify the outputs against dvc.lock; touch nothing")
@@ -155,6 +168,7 @@ def verify(root: Path) -> dict:
     lock_path = root / "dvc.lock"
     locked = locked_stages(root)
     with Repo(str(root)) as repo, _repo_lock(repo):
+        ensure_gate(root, repo)
         # What `dvc status` computes, for every stage, under one repo lock: the index (dvc.yaml
         # and dvc.lock parsed) is built once, not once for the status and again for the outputs,
         # and not once per target as `status(targets=...)` would (quadratic: minutes for the
@@ -235,25 +249,171 @@ def _save_dvc_state(root: Path, file_outs: list) -> int:
     return len(file_outs)
 
 
-def commit(root: Path, stages: list[str] | None = None) -> None:
-    """`dvc commit --force [STAGE...]`, params parsed once: at paper scale (2,000 stages) about a
-    third of the CLI's time."""
+def ensure_gate(root: Path, repo) -> None:
+    """Run DVC's first stage (rules/validate.smk: params.yaml checked, a marker written; see
+    polyrefusal.dvc_yaml.GATE_RULE) if its marker is missing. Snakemake checks params.yaml when
+    it parses the Snakefile and makes the marker only for target `all` (a run of some targets,
+    or a fresh clone before `dvc pull`, lacks it), but every DVC root stage depends on it."""
+    from ..dvc_yaml import GATE_RULE
+
+    gate = [s for s in repo.index.stages if s.name == GATE_RULE and s.dvcfile.path == str(root / "dvc.yaml")]
+    if not gate or all(Path(o.fs_path).exists() for o in gate[0].outs):
+        return
+    proc = subprocess.run(gate[0].cmd, shell=True, cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise UserError(f"stage {GATE_RULE} failed: {last}")
+
+
+def gate_outs(repo) -> set[str]:
+    """The outputs of DVC's first stage (polyrefusal.dvc_yaml.GATE_RULE)."""
+    from ..dvc_yaml import GATE_RULE
+
+    return {o.def_path for s in repo.index.stages if s.name == GATE_RULE for o in s.outs}
+
+
+def _metadata(root: Path, path: str) -> dict | None:
+    """Snakemake's record of the job that made `path` (its file persistence backend, the
+    default: .snakemake/metadata/<urlsafe base64 of the path>, split in parts of at most
+    NAME_MAX - 1 characters, all but the last prefixed by `@`; snakemake/persistence/file.py),
+    None if there is none or the job is marked incomplete."""
+    import base64
+    import json
+    import os
+
+    def record_path(subject: Path) -> Path:
+        max_len = os.pathconf(subject, "PC_NAME_MAX") if subject.exists() else 255
+        b64 = base64.urlsafe_b64encode(path.encode()).decode()
+        parts = [b64[i: i + max_len - 1] for i in range(0, len(b64), max_len - 1)]
+        return subject.joinpath(*["@" + s for s in parts[:-1]], parts[-1])
+
+    snakemake_dir = root / ".snakemake"
+    if record_path(snakemake_dir / "incomplete").exists():
+        return None
+    try:
+        record = json.loads(record_path(snakemake_dir / "metadata").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if record.get("incomplete") else record
+
+
+def _newest_mtime(path: Path) -> float | None:
+    """A file's modification time; a directory's newest file's (its .snakemake_timestamp
+    included, byte code not); None if absent."""
+    import os
+
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return path.stat().st_mtime
+    newest = path.stat().st_mtime if not (path / ".snakemake_timestamp").exists() else 0.0
+    for dirpath, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]  # byte code: as .dvcignore
+        for name in files:
+            newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime)
+    return newest
+
+
+#: Slack between a file's modification time and the end time Snakemake records from it
+#: (the same float, round-tripped through JSON).
+MTIME_SLACK = 1e-3
+
+
+def not_produced(root: Path, stage, ordering_only: set[str] = frozenset()) -> list[str]:
+    """Why the workspace state of `stage` (which differs from dvc.lock) is not a Snakemake
+    job's output: one line per problem, empty if it is (see the module docstring). Deps in
+    `ordering_only` are not compared with the job's end."""
+    problems, ends, kept = [], [], []
+    for out in stage.outs:
+        record = _metadata(root, out.def_path)
+        if out.persist and record is None:
+            kept.append(out)  # a cache Snakemake does not declare: judged by the job that wrote it
+            continue
+        if record is None or record.get("endtime") is None:
+            problems.append(f"{out.def_path}: no Snakemake job made it (no record in .snakemake/metadata)")
+            continue
+        end = float(record["endtime"])
+        ends.append(end)
+        mtime = _newest_mtime(root / out.def_path)
+        if out.status() and mtime is not None and mtime > end + MTIME_SLACK:
+            problems.append(f"{out.def_path}: changed after its job ({record.get('rule')}) ended")
+    if problems or not ends:
+        return problems or [f"{stage.name}: no output made by a Snakemake job"]
+    first_end, last_end = min(ends), max(ends)
+    for out in kept:
+        if out.status():
+            mtime = _newest_mtime(root / out.def_path)
+            if mtime is not None and mtime > last_end + MTIME_SLACK:
+                problems.append(f"{out.def_path}: changed after the job that keeps it ended")
+    for dep in stage.deps:
+        if dep.def_path in ordering_only:
+            continue
+        if dep.status():
+            mtime = _newest_mtime(Path(dep.fs_path))
+            if mtime is not None and mtime > first_end + MTIME_SLACK:
+                problems.append(f"{dep.def_path}: changed after the job that used it ended "
+                                f"(its outputs are older than it)")
+    return problems
+
+
+def commit(root: Path, stages: list[str] | None = None, produced: bool = False) -> int:
+    """Record in dvc.lock the stages (default: all) that differ from it, as `dvc commit --force`
+    does, with dvc.yaml/dvc.lock collected once, params parsed once, unchanged stages not
+    re-saved and dvc.lock written once. With `produced`, first check each changed stage with
+    `not_produced` and record nothing if any fails. Returns the number of stages recorded."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo, memoized_param_reads():
+    with Repo(str(root)) as repo, _repo_lock(repo), memoized_param_reads():
         try:
-            for target in stages or [None]:
-                repo.commit(target, force=True)
+            ensure_gate(root, repo)
+            by_name = {s.name: s for s in repo.index.stages if s.dvcfile.path == str(root / "dvc.yaml")}
+            unknown = [name for name in stages or [] if name not in by_name]
+            if unknown:
+                raise UserError(f"no such stage in dvc.yaml: {', '.join(unknown[:MAX_LISTED])}",
+                                file=str(root / "dvc.yaml"))
+            selected = [by_name[name] for name in stages] if stages else list(by_name.values())
+            changed = _changed(repo, selected)
+            if not stages:  # stages never run (no output in the workspace) have nothing to record
+                changed = [s for s in changed
+                           if any(Path(o.fs_path).exists() for o in [o for o in s.outs if not o.persist] or s.outs)]
+            if produced:
+                # the params check's marker: constant bytes, an ordering dependency for DVC only
+                gate = gate_outs(repo)
+                problems = [line for s in changed for line in not_produced(root, s, gate)]
+                if problems:
+                    raise UserError(
+                        f"not recorded in dvc.lock: {len(problems)} change(s) no pipeline job made "
+                        "(rerun the stage, e.g. `snakemake -R RULE`, or record it on purpose with "
+                        "`polyrefusal sync --commit STAGE`): " + "; ".join(problems[:MAX_LISTED])
+                        + (f"; ... {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""),
+                        file=str(root / "dvc.lock"))
+            for stage in changed:
+                stage.save()
+                # into the cache only: re-linking would rewrite the outputs (new mtimes, which
+                # Snakemake would read as newer inputs)
+                stage.commit(relink=False)
+            if changed:
+                changed[0].dvcfile.dump_stages(changed, update_pipeline=False)
         except DvcException as exc:
             raise UserError(f"dvc commit failed: {exc}") from exc
+    return len(changed)
+
+
+def _changed(repo, selected: list) -> list:
+    """The stages among `selected` that `dvc status` reports (one status pass over all)."""
+    status = _stage_status(repo, selected)
+    return [s for s in selected if s.addressing in status]
 
 
 def run(args):
     root = Path(args.directory).resolve()
     if args.commit:
-        commit(root, args.stages)
+        n = commit(root, args.stages, produced=args.produced)
+        print(f"sync: {n} stage(s) recorded in dvc.lock")
         return 0
+    if args.produced:
+        raise UserError("--produced is for --commit only")
     if args.stages:
         raise UserError("stage names are for --commit only")
     if args.pull:

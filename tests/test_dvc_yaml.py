@@ -1,0 +1,127 @@
+"""dvc.yaml is written from the Snakemake DAG (`polyrefusal dvc-yaml`), and `--check` fails when
+the checked-in file is stale or DVC would run something else than Snakemake.
+
+Formats these tests rely on, from their official sources:
+* dvc.yaml stages (`cmd`, `deps`, `params`, `outs` with `persist`/`cache`, `metrics`, `plots`)
+  and stage names: DVC's documentation, https://dvc.org/doc/user-guide/project-structure/dvcyaml-files
+  (`@` is how DVC addresses `foreach` entries, so explicit stage names avoid it: iterative/dvc,
+  dvc/parsing/__init__.py, `resolve_one`);
+* `snakemake -n -p` prints each job's shell command on its own line: Snakemake's CLI
+  documentation, https://snakemake.readthedocs.io/en/stable/executing/cli.html (`--printshellcmds`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from polyrefusal.dvc_yaml import Stage, differences
+
+from .conftest import ROOT, copy_project, run_cli
+
+
+def dvc_stages(proj) -> dict:
+    from dvc.repo import Repo
+
+    with Repo(str(proj)) as repo:
+        return {s.name: s for s in repo.index.stages}
+
+
+def test_the_checked_in_dvc_yaml_is_the_dags():
+    """What CI checks: the committed dvc.yaml is exactly what the rules and params.yaml give."""
+    proc = run_cli(["polyrefusal", "dvc-yaml", "--check"], cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "matches the Snakemake DAG" in proc.stdout
+
+
+@pytest.mark.parametrize("preset", [None, "paper"])
+def test_dvc_runs_snakemakes_commands_byte_for_byte(tmp_path, preset):
+    """Every DVC command is a command `snakemake -n -p` prints (less `2> LOG`), one stage per job,
+    and every stage's deps hold the code files of its rule."""
+    proj = copy_project(tmp_path / "p", preset=preset)
+    proc = run_cli(["snakemake", "-n", "-p", "--forceall"], cwd=proj)
+    commands = [m[1] for m in re.finditer(r"^\s*Shell command: (.*)$", proc.stdout + proc.stderr, re.M)]
+    assert any("polyrefusal sync --commit" in c for c in commands)  # rule dvc_commit: no DVC stage
+    smk = {re.sub(r" 2> \S+$", "", c) for c in commands if "polyrefusal sync" not in c and c != "None"}  # rule all: no command
+    stages = dvc_stages(proj)
+    dvc = {s.cmd for s in stages.values()}
+    assert len(stages) == len(dvc), "two DVC stages run the same command"
+    assert dvc == smk, (f"only in DVC: {sorted(dvc - smk)[:3]}; only in Snakemake: {sorted(smk - dvc)[:3]}")
+    deps = {d.def_path for d in stages["generate-base"].deps}
+    # a package as one directory for DVC (hashed whole), each of its files for Snakemake
+    assert "src/polyrefusal/generate" in deps and "src/polyrefusal/stages/generate.py" in deps
+    assert {"src/polyrefusal/stages/pairs.py", "results/split/assignment.json"} <= {
+        d.def_path for d in stages["pairs-en"].deps}
+    # the pairs a configuration trains on, not the whole directory (which DVC would re-hash per stage)
+    train = {d.def_path for d in stages["train-single_de"].deps}
+    assert "results/pairs/de.train.jsonl" in train and "results/pairs/en.train.jsonl" not in train
+    assert not [d for s in stages.values() for d in s.deps if d.def_path in ("results/pairs", "results/eval")]
+
+
+def test_persist_metrics_and_plots_are_declared():
+    doc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert {"results/translation_memory/de": {"persist": True}} in doc["translate-de"]["outs"]
+    assert {"results/response_cache/base": {"persist": True}} in doc["generate-base"]["outs"]
+    assert {"results/rainbow/archive": {"persist": True}} in doc["rainbow"]["outs"]
+    assert doc["report"]["metrics"] == ["results/scores/metrics.json"]
+    plots = doc["report"]["plots"]
+    assert {"results/scores/mean_asr.csv": {"template": "bar_horizontal", "x": "mean_asr", "y": "config",
+                                            "title": "Mean ASR over languages per model (95% CI in the file)"}} in plots
+    assert "results/report/plots/training_curves.png" in plots
+    # rainbow's models come from params (rainbow.mutator/target), here: disabled, so none
+    assert not [d for d in doc["rainbow"].get("deps", []) if d.startswith("results/")]
+    assert doc["train-balanced"]["params"] == ["dpo", "config_defs.balanced"]
+
+
+@pytest.mark.parametrize("edit, expect", [
+    # a rule's command changed, dvc.yaml not regenerated
+    (lambda p: p.joinpath("rules/split.smk").write_text(
+        p.joinpath("rules/split.smk").read_text().replace("--seed {params.seed}", "--seed  {params.seed}")),
+     "stale"),
+    # a rule's code dependencies changed (rules/common.smk CODE)
+    (lambda p: p.joinpath("rules/common.smk").write_text(
+        p.joinpath("rules/common.smk").read_text().replace('"split": ["stages/split.py"]',
+                                                           '"split": ["stages/split.py", "io.py"]')), "stale"),
+    # a hand edit of dvc.yaml
+    (lambda p: p.joinpath("dvc.yaml").write_text(
+        p.joinpath("dvc.yaml").read_text().replace("    - src/polyrefusal/stages/split.py\n", "", 1)), "stale"),
+])
+def test_check_fails_on_a_stale_dvc_yaml(tmp_path, edit, expect):
+    proj = copy_project(tmp_path / "p", preset=None)
+    edit(proj)
+    proc = run_cli(["polyrefusal", "dvc-yaml", "--check"], cwd=proj, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "dvc.yaml" in proc.stderr and expect in proc.stderr
+    run_cli(["polyrefusal", "dvc-yaml"], cwd=proj)
+    assert run_cli(["polyrefusal", "dvc-yaml", "--check"], cwd=proj).returncode == 0
+
+
+def test_differences_name_commands_deps_params_and_outs():
+    want = [Stage(name="split", cmd="polyrefusal split a b", deps=["a", "src/x.py"], params=["split"], outs=["b"]),
+            Stage(name="corpus", cmd="polyrefusal corpus a", outs=["a"])]
+    seen = {"split": {"cmd": "polyrefusal split a  b", "deps": ["a"], "params": [], "outs": ["b", "c"],
+                      "persist": []},
+            "extra": {"cmd": "x", "deps": [], "params": [], "outs": [], "persist": []}}
+    problems = "\n".join(differences(want, seen))
+    for text in ("corpus: a Snakemake job without a DVC stage", "extra: a DVC stage without a Snakemake job",
+                 "split: cmd differ", "split: deps differ", "split: params differ", "split: outs differ"):
+        assert text in problems
+    assert differences(want[:1], {"split": {"cmd": "polyrefusal split a b", "deps": ["a", "src/x.py"],
+                                            "params": ["split"], "outs": ["b"], "persist": []}}) == []
+
+
+def test_both_tools_rerun_a_stage_whose_code_changed(tmp_path):
+    """The code a rule declares (rules/common.smk CODE) reruns it in Snakemake and in DVC alike,
+    and nothing upstream."""
+    proj = copy_project(tmp_path / "p", preset=None)
+    run_cli(["snakemake", "--cores", "1", "logs/params.valid", "results/split/assignment.json"], cwd=proj)
+    run_cli(["polyrefusal", "sync", "--commit", "validate", "corpus", "split"], cwd=proj)
+    assert "Nothing to be done" in run_cli(["snakemake", "-n", "results/split/assignment.json"], cwd=proj).stdout
+    code = proj / "src/polyrefusal/stages/split.py"
+    code.write_text(code.read_text() + "\n# edited\n")
+    plan = run_cli(["snakemake", "-n", "results/split/assignment.json", "--quiet", "rules"], cwd=proj).stdout
+    assert re.search(r"^split\s+1$", plan, re.M) and not re.search(r"^corpus\s", plan, re.M), plan
+    status = yaml.safe_load(run_cli(["dvc", "status", "--json", "split"], cwd=proj).stdout)
+    assert list(status) == ["split"], status
