@@ -49,6 +49,14 @@ def config_langs(name):
     return list(LANGS) if spec == "all" else [l for l in LANGS if l in spec]
 
 
+def optional_flag(flag, value):
+    """`FLAG VALUE ` (or `FLAG ` for true) when a params value is set, else nothing: the
+    command then carries exactly the flags a run uses."""
+    if value is None or value is False:
+        return ""
+    return f"{flag} " if value is True else f"{flag} {value} "
+
+
 def rainbow_models(wildcards):
     """Pipeline-built model directories the rainbow search uses (none while it is disabled)."""
     rainbow = config.get("rainbow") or {}
@@ -90,8 +98,8 @@ CODE = {
     "translate": ["stages/translate.py", "translate"],
     "respond": ["stages/respond.py", "generate", "chat_format.py"],
     "judge": ["stages/judge.py", "judges", "data/lexicon"],
-    "split": ["stages/split.py"],
-    "pairs": ["stages/pairs.py"],
+    "split": ["stages/split.py", "protocol.py"],
+    "pairs": ["stages/pairs.py", "protocol.py"],
     "base_model": ["stages/base_model.py", "training/embedded.py", "training/models.py", "chat_format.py",
                    "data/seed"],
     "audit_model": ["stages/base_model.py", "training/models.py"],
@@ -113,9 +121,9 @@ PARAMS = {
     "rainbow": ["rainbow", "corpus", "source_language"],
     "translate": ["translate", "source_language"],
     "respond": ["respond"],
-    "judge": ["judge"],
+    "judge": ["judge", "pairs.unsafe_prompts_only"],
     "split": ["split"],
-    "pairs": [],
+    "pairs": ["pairs"],
     "base_model": ["base_model", "languages"],
     "audit_model": ["audit_models.{audit}"],
     "train": ["dpo", "config_defs.{config}"],

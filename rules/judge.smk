@@ -6,6 +6,8 @@ rule judge:
         "results/judged/{lang}.parquet",
     params:
         gpus=gpus("judge"),
+        # the prompt itself too where only prompts the judges find unsafe are kept (RefusEU)
+        fields="chosen,rejected,prompt" if config["pairs"]["unsafe_prompts_only"] else "chosen,rejected",
         **tracked("judge"),  # rerun triggers only: PARAMS in common.smk
     threads: 1
     resources:
@@ -19,5 +21,5 @@ rule judge:
         "../envs/core.yaml"
     shell:
         "python -m polyrefusal.gpu_pool --gpus {params.gpus} -- "
-        "polyrefusal judge --params params.yaml --fields chosen,rejected "
+        "polyrefusal judge --params params.yaml --fields {params.fields} "
         "{input.responses} {output} 2> {log}"

@@ -7,6 +7,8 @@ rule split:
     params:
         test_fraction=config["split"]["test_fraction"],
         seed=config["split"]["seed"],
+        # RefusEU tests 100 prompts per hazard category (the paper preset); absent: all
+        per_category=optional_flag("--test-per-category", config["split"].get("test_per_category")),
         **tracked("split"),  # rerun triggers only: PARAMS in common.smk
     log:
         "logs/split.log",
@@ -16,4 +18,4 @@ rule split:
         "../envs/core.yaml"
     shell:
         "polyrefusal split --test-fraction {params.test_fraction} --seed {params.seed} "
-        "{input.corpus} {output} 2> {log}"
+        "{params.per_category}{input.corpus} {output} 2> {log}"

@@ -82,8 +82,9 @@ def test_persist_metrics_and_plots_are_declared():
      "stale"),
     # a rule's code dependencies changed (rules/common.smk CODE)
     (lambda p: p.joinpath("rules/common.smk").write_text(
-        p.joinpath("rules/common.smk").read_text().replace('"split": ["stages/split.py"]',
-                                                           '"split": ["stages/split.py", "io.py"]')), "stale"),
+        p.joinpath("rules/common.smk").read_text().replace('"split": ["stages/split.py", "protocol.py"]',
+                                                           '"split": ["stages/split.py", "protocol.py", "io.py"]')),
+     "stale"),
     # a hand edit of dvc.yaml
     (lambda p: p.joinpath("dvc.yaml").write_text(
         p.joinpath("dvc.yaml").read_text().replace("    - src/polyrefusal/stages/split.py\n", "", 1)), "stale"),

@@ -132,3 +132,15 @@ def test_the_mijabench_preset_plans_its_audit_models_and_judges(tmp_path):
     # one generate and one evaluate job per model: base, the 12 audit models, demo_holdout
     assert counts.get("generate") == 14 and counts.get("evaluate") == 14, out
     assert counts.get("translate") == 2 and counts.get("train") == 1, out
+
+
+@pytest.mark.slow
+def test_the_paper_preset_runs_refuseus_data_rules(tmp_path):
+    """RefusEU's filters reach the commands: the judges label the prompt too, pairs keep the
+    guards' rule and unsafe prompts only, the split tests 100 prompts per category."""
+    proj = copy_project(tmp_path / "p", preset="paper")
+    out = run_cli(["snakemake", "-n", "-p", "--forceall", "all"], cwd=proj).stdout
+    assert "polyrefusal judge --params params.yaml --fields chosen,rejected,prompt " in out
+    assert "polyrefusal pairs --keep guards --unsafe-prompts-only --split " in out
+    assert "--test-per-category 100 results/corpus/source.parquet" in out
+    assert run_cli(["polyrefusal", "dvc-yaml", "--check"], cwd=proj).returncode == 0

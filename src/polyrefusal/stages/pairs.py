@@ -16,7 +16,7 @@ import logging
 from collections import Counter
 
 from ..io import read_json, read_records, write_json, write_records
-from ..params import flag
+from ..params import default, flag
 from ..protocol import keeps_pair, keeps_prompt
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def to_trl(record: dict) -> dict:
 def add_arguments(p):
     p.add_argument("--split", required=True, help="split assignment JSON (from `split`)")
     p.add_argument("--stats", required=True, help="output JSON with kept/dropped counts")
-    p.add_argument("--keep", type=flag("pairs.keep"), default="refusal", metavar="RULE",
+    p.add_argument("--keep", type=flag("pairs.keep"), default=default("pairs.keep"), metavar="RULE",
                    help="pair rule: refusal (the judges' combined decision) or guards (RefusEU's: every judge "
                         "finds the chosen answer safe, at least one the rejected unsafe); params pairs.keep")
     p.add_argument("--unsafe-prompts-only", action="store_true",
