@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 #: DPOConfig fields taken from params.dpo as they are (when present; absent: TRL's default).
 DPO_FIELDS = ("beta", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
               "gradient_accumulation_steps", "max_length", "seed", "loss_type", "loss_weights",
-              "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "max_grad_norm",
+              "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm",
               "optim", "label_smoothing", "truncation_mode", "precompute_ref_batch_size", "ld_alpha")
 #: params.dpo keys that change how a run is executed or saved, not what it trains: changing them
 #: keeps its checkpoints resumable.
