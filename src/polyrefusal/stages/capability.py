@@ -44,7 +44,7 @@ def settings(params: dict) -> dict:
 def add_arguments(p):
     p.add_argument("--model", required=True, help="model directory (from base-model or train)")
     p.add_argument("--name", default=None, help="model name in the results (default: the directory name)")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default="params.yaml", help="the params file: capability.* (default: params.yaml)")
     p.add_argument("--langs", default=None, help="comma-separated languages (default: params languages)")
     p.add_argument("--source", type=flag("capability.source"), default=None,
                    help="override capability.source (builtin or a directory)")

@@ -25,7 +25,7 @@ MAX_LOGGED_PROBLEMS = 100
 
 
 def add_arguments(p):
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default="params.yaml", help="the params file: corpus.* says what to load (default: params.yaml)")
     p.add_argument("out", help="output Parquet file (source-language prompts, plus pre-translated "
                                "rows of an imported multilingual corpus)")
 

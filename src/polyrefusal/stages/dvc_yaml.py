@@ -13,7 +13,7 @@ def add_arguments(p):
     p.add_argument("--check", action="store_true",
                    help="write nothing; fail if dvc.yaml differs from what the DAG gives, or if DVC "
                         "reads its commands, dependencies, params or outputs differently")
-    p.add_argument("--snakefile", default="Snakefile")
+    p.add_argument("--snakefile", default="Snakefile", help="the workflow whose DAG dvc.yaml is written from (default: Snakefile)")
     p.add_argument("-d", "--directory", default=".", help="project root (default: .)")
 
 

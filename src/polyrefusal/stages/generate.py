@@ -21,7 +21,7 @@ KEEP = ("id", "source_id", "lang", "category", "style", "target_group", "harmful
 def add_arguments(p):
     p.add_argument("--model", required=True, help="model directory (from base-model or train)")
     p.add_argument("--name", required=True, help="model name in the results (base or a configuration)")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default="params.yaml", help="the params file: generation.* and the audit models (default: params.yaml)")
     p.add_argument("--out-dir", required=True, help="writes <lang>.jsonl per test file")
     p.add_argument("--cache-dir", default=None, help="response cache (default: generation.cache_dir)")
     p.add_argument("--pairs-dir", required=True,

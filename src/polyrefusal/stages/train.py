@@ -27,7 +27,7 @@ def _csv(value: str) -> list[str]:
 
 def add_arguments(p):
     p.add_argument("--config", required=True, help="training configuration name (params.train_configs)")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default="params.yaml", help="the params file: dpo.* and config_defs.<config> (default: params.yaml)")
     p.add_argument("--base", required=True, help="base model directory (from `base-model`)")
     p.add_argument("--pairs-dir", required=True, help="directory with <lang>.train.jsonl files")
     p.add_argument("--checkpoints", default="results/.checkpoints",
