@@ -106,7 +106,8 @@ CODE = {
     "train": ["stages/train.py", "training/dpo.py", "training/ref_logps.py", "training/curves.py",
               "training/models.py", "chat_format.py"],
     "generate": ["stages/generate.py", "generate", "training/models.py", "chat_format.py"],
-    "evaluate": ["stages/evaluate.py", "stages/judge.py", "judges", "data/lexicon", "scoring/langid.py"],
+    "evaluate": ["stages/evaluate.py", "stages/judge.py", "judges", "data/lexicon", "scoring/langid.py",
+                 "scoring/metrics.py", "scoring/stats.py"],
     "capability": ["stages/capability.py", "scoring/capability.py", "training/models.py", "data/capability"],
     "report": ["stages/report.py", "report", "scoring", "training/curves.py"],
 }

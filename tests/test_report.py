@@ -69,7 +69,7 @@ def synthetic_records(model: str, lang: str, seed: int = 0, two_judges: bool = F
 def make_project(root: Path, *, audit: bool = True, capability: bool = True, two_judges: bool = False,
                  report: dict | None = None) -> dict:
     """results/{eval,models,capability,pairs} and a params.yaml for the synthetic study."""
-    from polyrefusal.stages.evaluate import score
+    from polyrefusal.scoring.metrics import score
 
     root.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -45,7 +45,7 @@ def records():
 
 
 def test_outcomes_follow_the_evaluate_definitions(records):
-    from polyrefusal.stages.evaluate import score
+    from polyrefusal.scoring.metrics import score
 
     df = M.outcomes(records)
     for (model, lang), g in df.groupby(["config", "lang"]):

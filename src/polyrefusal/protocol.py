@@ -1,7 +1,12 @@
-"""The study's rules for which judged data is kept: training pairs and test prompts.
+"""The study's rules for which data is trained on and tested: the split and the kept pairs.
 
 Declared here once; the `pairs` and `split` stages apply them, params choose them
 (``pairs.keep``, ``pairs.unsafe_prompts_only``, ``split.test_per_category``).
+
+Split: by (harm category, attack style) group, made once on the source corpus and applied to
+every language, so a prompt and all its translations land on the same side and no group is on
+both sides; within each category a seeded shuffle picks the test styles, so every category is
+tested (``assign_groups``).
 
 Pair rules (``pairs.keep``):
 
@@ -16,10 +21,31 @@ Pair rules (``pairs.keep``):
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 
 PAIR_RULES = ("refusal", "guards")
+
+
+def group_key(record: dict) -> str:
+    return f"{record['category']}|{record['style']}"
+
+
+def assign_groups(records: list[dict], test_fraction: float, seed: int) -> dict[str, str]:
+    styles_by_category: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        if r["harmful"]:
+            styles_by_category[r["category"]].add(r["style"])
+    rng = random.Random(seed)
+    sides: dict[str, str] = {}
+    for category in sorted(styles_by_category):
+        styles = sorted(styles_by_category[category])
+        rng.shuffle(styles)
+        n_test = min(len(styles) - 1, max(1, math.ceil(test_fraction * len(styles)))) if len(styles) > 1 else 0
+        for i, style in enumerate(styles):
+            sides[f"{category}|{style}"] = "test" if i < n_test else "train"
+    return sides
 
 
 def _panel(verdicts) -> list[dict]:

@@ -9,36 +9,13 @@ Benign control prompts are never trained on: they are always test.
 from __future__ import annotations
 
 import logging
-import math
-import random
-from collections import defaultdict
 
 from ..errors import UserError
 from ..io import read_records, write_json
 from ..params import flag
-from ..protocol import cap_test_per_category
+from ..protocol import assign_groups, cap_test_per_category, group_key
 
 log = logging.getLogger(__name__)
-
-
-def group_key(record: dict) -> str:
-    return f"{record['category']}|{record['style']}"
-
-
-def assign_groups(records: list[dict], test_fraction: float, seed: int) -> dict[str, str]:
-    styles_by_category: dict[str, set[str]] = defaultdict(set)
-    for r in records:
-        if r["harmful"]:
-            styles_by_category[r["category"]].add(r["style"])
-    rng = random.Random(seed)
-    sides: dict[str, str] = {}
-    for category in sorted(styles_by_category):
-        styles = sorted(styles_by_category[category])
-        rng.shuffle(styles)
-        n_test = min(len(styles) - 1, max(1, math.ceil(test_fraction * len(styles)))) if len(styles) > 1 else 0
-        for i, style in enumerate(styles):
-            sides[f"{category}|{style}"] = "test" if i < n_test else "train"
-    return sides
 
 
 def add_arguments(p):
