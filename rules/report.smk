@@ -1,19 +1,9 @@
 # The report: every metric with 95% bootstrap CIs as tables (results/scores/), plots
 # (results/report/plots/, in `snakemake --report` with the captions under report/), and
 # results/report/report.{md,html} (the HTML self-contained).
-PLOT_CATEGORIES = {
-    "asr_heatmap": "1. Safety",
-    "over_refusal": "1. Safety",
-    "asr_by_category_style": "1. Safety",
-    "group_disparity": "2. Disparity",
-    "language_disparity": "2. Disparity",
-    "transfer_matrix": "3. Transfer",
-    "language_consistency": "4. Language and capability",
-    "capability": "4. Language and capability",
-    "judge_agreement": "5. Judges and training",
-    "training_curves": "5. Judges and training",
-}
-METRICS = "results/scores/metrics.json"
+from polyrefusal.report.outputs import FIGURES, METRICS as METRICS_FILE, TABLES
+
+METRICS = f"results/scores/{METRICS_FILE}"
 # How DVC shows some of the report's outputs (read by `polyrefusal dvc-yaml`): `metrics` (dvc
 # metrics show/diff) and `plots` (dvc plots show, with each plot's options); the others are
 # plain `outs`.
@@ -21,7 +11,7 @@ DVC_METRICS = [METRICS]
 DVC_PLOTS = {
     "results/scores/mean_asr.csv": {"template": "bar_horizontal", "x": "mean_asr", "y": "config",
                                     "title": "Mean ASR over languages per model (95% CI in the file)"},
-    **{f"results/report/plots/{name}.png": None for name in PLOT_CATEGORIES},
+    **{f"results/report/plots/{f.name}.png": None for f in FIGURES},
 }
 
 
@@ -40,25 +30,12 @@ rule report:
         transfer="results/scores/transfer_matrix.csv",
         delta="results/scores/transfer_delta.csv",
         metrics=METRICS,
-        tables=multiext(
-            "results/scores/",
-            "asr_ci.csv",
-            "mean_asr.csv",
-            "group_disparity.csv",
-            "language_disparity.csv",
-            "disparity_summary.csv",
-            "over_refusal.csv",
-            "language_consistency.csv",
-            "transfer_single.csv",
-            "transfer_order.json",
-            "capability.csv",
-            "fluency.csv",
-            "judge_agreement.csv",
-            "zero_shot.csv",
-        ),
+        # the score files not named above (polyrefusal.report.outputs.TABLES)
+        tables=[f"results/scores/{t}" for t in TABLES if t not in ("asr.csv", "transfer_matrix.csv",
+                                                                   "transfer_delta.csv", METRICS_FILE)],
         plots=[
-            report(f"results/report/plots/{name}.png", caption=f"../report/{name}.rst", category=cat)
-            for name, cat in PLOT_CATEGORIES.items()
+            report(f"results/report/plots/{f.name}.png", caption=f"../report/{f.name}.rst", category=f.category)
+            for f in FIGURES
         ],
     params:
         **tracked("report"),  # rerun triggers only: PARAMS in common.smk

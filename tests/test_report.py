@@ -136,7 +136,7 @@ def built(tmp_path_factory) -> Path:
 
 
 def test_every_output_is_written(built):
-    from polyrefusal.report.build import PLOTS, SCORE_FILES
+    from polyrefusal.report.outputs import FIGURE_CAPTIONS as PLOTS, TABLES as SCORE_FILES
 
     res = built / "results"
     for f in SCORE_FILES:
@@ -219,7 +219,7 @@ def test_both_formats_carry_the_same_content(built):
     assert "Languages the capability set does not cover: `sl`." in md
     # one <img> per plot, each an embedded PNG; no file or network references
     imgs = re.findall(r'<img src="([^"]+)"', page)
-    from polyrefusal.report.build import PLOTS
+    from polyrefusal.report.outputs import FIGURE_CAPTIONS as PLOTS
 
     shown = set(re.findall(r"\(plots/(\w+)\.png\)", md))
     assert len(imgs) == len(shown) and shown <= set(PLOTS)

@@ -25,27 +25,10 @@ from ..scoring.stats import (N_RESAMPLES, SEED, excludes, fmt_ci, hierarchy, hie
 from . import plots as P
 from .document import Bullets, Document, Image, Note, Para, Table
 
+from .outputs import FIGURE_CAPTIONS
+
 log = logging.getLogger(__name__)
 
-#: plot name -> caption (the files are results/report/plots/<name>.png; the Snakemake rule
-#: declares them with report() and the captions under report/<name>.rst)
-PLOTS = {
-    "asr_heatmap": "ASR per model and evaluation language (share of harmful prompts whose answer is not a refusal).",
-    "group_disparity": "Defense rate (1 - ASR) per target group with 95% bootstrap CIs, one panel per model; dashed line: the model's mean over the groups. Groups in the base model's order (best defended first).",
-    "language_disparity": "Defense rate per evaluation language with 95% bootstrap CIs, one panel per model; dashed line: the model's mean.",
-    "asr_by_category_style": "ASR per model and harm category (left) and attack style (right).",
-    "transfer_matrix": "Cross-lingual transfer: change in ASR against the base model per training configuration and evaluation language (blue = safer); single-language configurations in seriation order, with their clustering.",
-    "over_refusal": "ASR against over-refusal (share of benign prompts refused) per model, over all languages, with 95% bootstrap CIs: a model that buys a low ASR by refusing everything sits on the right.",
-    "language_consistency": "Language consistency: share of answers in the prompt's language, per model and language.",
-    "capability": "Capability: multiple-choice accuracy per model and language (lm-evaluation-harness); grey = language not covered by the capability set.",
-    "judge_agreement": "Agreement between judges (Cohen's kappa per language).",
-    "training_curves": "DPO training curves per configuration (train_log.csv).",
-}
-
-SCORE_FILES = ("asr.csv", "transfer_matrix.csv", "transfer_delta.csv", "metrics.json", "asr_ci.csv",
-               "mean_asr.csv", "group_disparity.csv", "language_disparity.csv", "disparity_summary.csv",
-               "over_refusal.csv", "language_consistency.csv", "transfer_single.csv", "transfer_order.json",
-               "capability.csv", "fluency.csv", "judge_agreement.csv")
 
 
 @dataclass
@@ -549,7 +532,7 @@ def headline(asr, params, mean, over, cons, gsum, lsum, cap, models) -> dict:
 
 def _img(opts: Options, name: str) -> Image:
     path = opts.plots_dir / f"{name}.png"
-    return Image(path, PLOTS[name], f"plots/{name}.png")
+    return Image(path, FIGURE_CAPTIONS[name], f"plots/{name}.png")
 
 
 JUDGE_ACCURACY_ROW = "judge accuracy"
