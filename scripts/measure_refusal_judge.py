@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Measure the refusal_lexicon judge on the labelled sets in tests/data/refusal_judge/.
+"""Measure the refusal_lexicon judge (lexicon fused with its model) on the labelled sets in tests/data/refusal_judge/.
 
     python scripts/measure_refusal_judge.py            # per-language accuracy on every set
     python scripts/measure_refusal_judge.py --misses   # also list every misclassified answer
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--misses", action="store_true")
     ap.add_argument("--write", action="store_true", help="write the accuracy table from the frozen set")
     ap.add_argument("--sets", nargs="*",
-                    default=["dev", *(f"frozen_round{i}" for i in range(1, 5)), "frozen"],
+                    default=["dev", "train_extra", *(f"frozen_round{i}" for i in range(1, 8)), "frozen"],
                     help="set names in tests/data/refusal_judge/ (default: dev, every frozen_round*, frozen)")
     args = ap.parse_args(argv)
     judge = RefusalLexiconJudge()
@@ -55,7 +55,8 @@ def main(argv=None) -> int:
             ap.error("--write needs the frozen set")
         res = results["frozen"]
         table = {"judge": "refusal_lexicon",
-                 "source": "frozen evaluation set (tests/data/refusal_judge/frozen.jsonl; provenance in its README)",
+                 "method": "lexicon fused with the refusal model (refusal_model.json)",
+                 "source": "frozen evaluation set, round 8 (tests/data/refusal_judge/frozen.jsonl; provenance in its README)",
                  "measured_with": "scripts/measure_refusal_judge.py --write",
                  "overall": {"n": res["n"], "accuracy": round(res["accuracy"], 4)},
                  "per_language": {lang: {"n": v["n"], "accuracy": round(v["accuracy"], 4)}
