@@ -42,11 +42,11 @@ wildcard_constraints:
 
 
 def config_langs(name):
-    """Languages a training configuration trains on ("all" or a list, within LANGS)."""
-    spec = config["config_defs"][name]
-    if isinstance(spec, dict):  # {langs, groups, strategies, ...}
-        spec = spec.get("langs", "all")
-    return list(LANGS) if spec == "all" else [l for l in LANGS if l in spec]
+    """Languages a training configuration trains on: the library's rule (params.config_languages),
+    so Snakemake, DVC and the train stage agree."""
+    from polyrefusal.params import config_languages
+
+    return config_languages(config, name)
 
 
 def optional_flag(flag, value):

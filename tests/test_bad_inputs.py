@@ -181,7 +181,8 @@ ROWS = [
         params={"split.test_fraction": 1.5}),
     Row("params-source-language-not-studied", CORPUS, ("params.yaml:", "field 'source_language'"),
         params={"source_language": "fr"}),
-    Row("params-configuration-without-data", CORPUS, ("params.yaml:", "field 'config_defs.single_lv'", "no data"),
+    # single_lv is generated (no config_defs line): the error names its train_configs entry
+    Row("params-configuration-without-data", CORPUS, ("params.yaml:", "field 'train_configs", "'single_lv' has no data"),
         params={"train_configs": ["balanced", "single_lv"]}),
     Row("params-language-missing-from-memory", [*TRANSLATE[:6], "bg", *TRANSLATE[7:8], "results/translation_memory/bg",
                                                 *TRANSLATE[9:-1], "results/translations/bg.parquet"],

@@ -104,8 +104,9 @@ CASES = [
          r"^- single_dee$", ("unknown training configuration 'single_dee'", "did you mean 'single_de'")),
     Case("source-language-not-studied", r"^source_language: en", "source_language: fr",
          r"^source_language:", ("field 'source_language'", "must be one of `languages`")),
-    Case("configuration-without-data", r"^(train_configs:\n)", r"\1- single_lv\n", r"^  single_lv:",
-         ("field 'config_defs.single_lv'", "no data")),
+    # single_<lang> is generated: the error names the train_configs entry
+    Case("configuration-without-data", r"^(train_configs:\n)", r"\1- single_lv\n", r"^- single_lv$",
+         ("field 'train_configs'", "'single_lv' has no data")),
     Case("adjudicated-without-adjudicator", section("judge", "rule"), r"\1  rule: adjudicated\n  _old:",
          r"^  adjudicator:", ("field 'judge.adjudicator'", "needs an adjudicator")),
     Case("unknown-judge", r"^(  judges:\n  )- refusal_lexicon", r"\1- refusal_lexicom",

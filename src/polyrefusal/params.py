@@ -322,12 +322,14 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
         problems.append((["source_language"], f"{params['source_language']!r} must be one of `languages` "
                                               f"({', '.join(langs)})"))
     for i, name in enumerate(params["train_configs"]):
-        if name not in params["config_defs"]:
-            close = difflib.get_close_matches(name, list(params["config_defs"]), n=1)
+        if config_definition(params, name) is None:
+            known = list(params["config_defs"]) + [SINGLE_PREFIX + lang for lang in langs]
+            close = difflib.get_close_matches(name, known, n=1)
             problems.append((["train_configs", i], f"unknown training configuration {name!r}"
                              + (f"; did you mean {close[0]!r}?" if close else "; define it under config_defs")))
         elif not config_languages(params, name):
-            problems.append((["config_defs", name], f"training configuration {name!r} has no data: none of its "
+            where = ["config_defs", name] if name in params["config_defs"] else ["train_configs", i]
+            problems.append((where, f"training configuration {name!r} has no data: none of its "
                              f"languages is in `languages` ({', '.join(langs)})"))
     audit = params.get("audit_models") or {}
     for name, spec in audit.items():
@@ -441,9 +443,24 @@ def snakemake_onstart(config: dict, path: str = "params.yaml") -> None:
         raise SystemExit(2) from None
 
 
+#: ``single_<lang>``: a configuration every language of ``languages`` has without being listed.
+SINGLE_PREFIX = "single_"
+
+
+def config_definition(params: dict, name: str):
+    """The definition of training configuration ``name``: its ``config_defs`` entry, or, for
+    ``single_<lang>`` with ``<lang>`` a language code and no entry of its own, ``[<lang>]`` (it
+    has data only where ``<lang>`` is in ``languages``). None for a name that is neither."""
+    defs = params.get("config_defs") or {}
+    if name in defs:
+        return defs[name]
+    lang = name[len(SINGLE_PREFIX):] if name.startswith(SINGLE_PREFIX) else None
+    return [lang] if lang in key_schema("#/definitions/lang")["enum"] else None
+
+
 def config_languages(params: dict, name: str) -> list[str]:
     """The languages a training configuration trains on (definition intersected with `languages`)."""
-    spec = params["config_defs"][name]
+    spec = config_definition(params, name)
     if isinstance(spec, dict):  # {langs, groups, strategies, ...}
         spec = with_defaults(spec, CONFIG_DEF)["langs"]
     langs = params["languages"]

@@ -1001,12 +1001,13 @@ def zero_shot_table(records: list[dict], params: dict, configs: list[str], n_res
     cell (seen, unseen_group, unseen_strategy, unseen_both), with bootstrap CIs."""
     import pandas as pd
 
+    from ..params import config_definition
     from ..scoring.stats import bootstrap_ci
     from ..training.dpo import is_demographic, zero_shot_cell
 
     rows = []
     for config in configs:
-        spec = params["config_defs"].get(config)
+        spec = config_definition(params, config)
         if not isinstance(spec, dict):
             continue
         spec = {"groups": spec.get("groups"), "strategies": spec.get("strategies")}

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..io import read_records, stable_hash, write_json, write_text
-from ..params import CONFIG_DEF, config_languages, schema_problem, with_defaults
+from ..params import CONFIG_DEF, config_definition, config_languages, schema_problem, with_defaults
 from .models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,10 @@ def resolve_config(params: dict, name: str) -> dict:
     "include_general": bool, "max_per_language": int | None (None: params.dpo's)}``.
     Languages are the definition intersected with ``params.languages``, in that order.
     """
-    defs = params.get("config_defs", {})
-    if name not in defs:
+    spec = config_definition(params, name)
+    if spec is None:
         raise UserError(f"unknown training configuration {name!r}; define it under config_defs",
                         field="config_defs")
-    spec = defs[name]
     if not isinstance(spec, dict):
         spec = {"langs": spec}
     # params validation has checked the entry; a caller's own mapping gets the same check
