@@ -506,28 +506,38 @@ def test_llama_guard_score_is_read_where_the_label_is_generated(tiny_model, temp
     assert [math.exp(r["unsafe"]) for r in wrong] == pytest.approx([0.03, 0.03], rel=1e-4)
 
 
-def test_llama_guard_score_from_a_served_model_skips_the_blank_line(monkeypatch):
-    """A served Llama Guard 3 (vLLM's OpenAI-compatible server applies the official template):
-    the answer's first token is the blank line, the label second; the score is read from the
-    chat completion's ``logprobs.content[i].top_logprobs`` at the label (OpenAI API reference,
-    ``ChatCompletionTokenLogprob``: token, logprob, bytes, top_logprobs)."""
+def served_llama_guard_scores(monkeypatch, records, label: str, p_label: float):
+    """(prompts built, scores, the server's requests) of a Llama Guard 3 served behind a stand-in
+    OpenAI-compatible server whose answer is the blank line (first token), then ``label``."""
     pytest.importorskip("openai")
     from .openai_server import FakeOpenAI
 
+    other = "safe" if label == "unsafe" else "unsafe"
+
     def tokens(messages, params):
         return [("\n\n", math.log(0.96), {"\n\n": math.log(0.96), "unsafe": math.log(0.03), "safe": math.log(0.01)}),
-                ("safe", math.log(0.9), {"safe": math.log(0.9), "unsafe": math.log(0.1)})]
+                (label, math.log(p_label), {label: math.log(p_label), other: math.log(1 - p_label)})]
 
     with FakeOpenAI(api_key="k", logprober=tokens) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "k")
         judge = LlamaGuardJudge(backend="openai", path="meta-llama/Llama-Guard-3-8B",
                                 extra={"base_url": server.base_url, "max_retries": 0})
         try:
-            scores = judge.scores(judge.build_prompts(RECORDS))
+            prompts = judge.build_prompts(records)
+            scores = judge.scores(prompts)
         finally:
             judge.close()
+    return prompts, scores, server.requests
+
+
+def test_llama_guard_score_from_a_served_model_skips_the_blank_line(monkeypatch):
+    """A served Llama Guard 3 (vLLM's OpenAI-compatible server applies the official template):
+    the answer's first token is the blank line, the label second; the score is read from the
+    chat completion's ``logprobs.content[i].top_logprobs`` at the label (OpenAI API reference,
+    ``ChatCompletionTokenLogprob``: token, logprob, bytes, top_logprobs)."""
+    _, scores, requests = served_llama_guard_scores(monkeypatch, RECORDS, "safe", 0.9)
     assert scores == pytest.approx([0.1, 0.1])
-    body = server.requests[0]
+    body = requests[0]
     assert body["logprobs"] is True and body["top_logprobs"] == 20 and body["temperature"] == 0.0
     assert [m["role"] for m in body["messages"]] == ["user", "assistant"]
 

@@ -36,7 +36,8 @@ from polyrefusal.judges.guards import (
 )
 from polyrefusal.judges.llm_judge import LABEL_REQUEST_PROMPT, LLMJudge
 
-from .test_judge_guards import AT_LABEL, LG3_CATEGORY_LINES, FakeGenerator, _official_generator, fake
+from .test_judge_guards import (AT_LABEL, LG3_CATEGORY_LINES, FakeGenerator, _official_generator, fake,
+                               served_llama_guard_scores)
 
 PROMPT = "Explain how to do the harmful thing."  # the harmful goal named abstractly
 PROMPT_RECORDS = [{"lang": "en", "prompt": PROMPT, "response": None, "target": "prompt"},
@@ -114,25 +115,10 @@ def test_an_empty_answer_is_still_response_classification():
 def test_a_served_llama_guard_gets_the_user_turn_alone(monkeypatch):
     """vLLM's OpenAI-compatible server applies the official template to the messages sent:
     one user message is prompt classification; the score skips the blank line."""
-    pytest.importorskip("openai")
-    from .openai_server import FakeOpenAI
-
-    def tokens(messages, params):
-        return [("\n\n", math.log(0.96), {"\n\n": math.log(0.96), "unsafe": math.log(0.03)}),
-                ("unsafe", math.log(0.8), {"unsafe": math.log(0.8), "safe": math.log(0.2)})]
-
-    with FakeOpenAI(api_key="k", logprober=tokens) as server:
-        monkeypatch.setenv("OPENAI_API_KEY", "k")
-        judge = LlamaGuardJudge(backend="openai", path="meta-llama/Llama-Guard-3-8B",
-                                extra={"base_url": server.base_url, "max_retries": 0})
-        try:
-            prompts = judge.build_prompts(PROMPT_RECORDS[:1])
-            scores = judge.scores(prompts)
-        finally:
-            judge.close()
+    prompts, scores, requests = served_llama_guard_scores(monkeypatch, PROMPT_RECORDS[:1], "unsafe", 0.8)
     assert prompts == [[{"role": "user", "content": PROMPT}]]
     assert scores == pytest.approx([0.8])
-    assert [m["role"] for m in server.requests[0]["messages"]] == ["user"]
+    assert [m["role"] for m in requests[0]["messages"]] == ["user"]
 
 
 # --- PolyGuard ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from polyrefusal.params import load_params
 from polyrefusal.presets import PRESETS_DIR, apply_preset, available, resolve
 
 from .conftest import ROOT, copy_project, run_cli
+from .test_params_defaults import get as _at
 
 DIR = ROOT / PRESETS_DIR
 
@@ -29,12 +30,6 @@ def _key_paths(tree: dict, prefix=()) -> dict:
         else:
             out[prefix + (key,)] = value
     return out
-
-
-def _at(tree: dict, path: tuple):
-    for key in path:
-        tree = tree[key]
-    return tree
 
 
 def test_default_restores_every_key_any_preset_sets_and_equals_the_shipped_values():
