@@ -130,8 +130,9 @@ def _node_line(node: yaml.Node | None, dotted: list) -> int | None:
     return line
 
 
-def _yaml_line(path: str | Path | None, dotted: list) -> int | None:
-    """Best-effort line number of a key path in a YAML file (for error messages)."""
+def yaml_line(path: str | Path | None, dotted: list) -> int | None:
+    """Best-effort line number of a key path in a YAML file, for error messages: None when the
+    file is missing or unreadable or the path is not in it."""
     try:
         with open(path, encoding="utf-8-sig") as fh:  # type: ignore[arg-type]
             return _node_line(yaml.compose(fh, Loader=Loader), list(dotted))
@@ -193,7 +194,7 @@ def validate_params(params: Any, source: str = "params.yaml", node: yaml.Node | 
     ``training`` the ``dpo:`` block through TRL's DPOConfig. ``node`` (the composed file) gives
     the lines; without it the file ``source`` is read for them."""
     def line_of(path: list) -> int | None:
-        return _node_line(node, path) if node is not None else _yaml_line(source, path)
+        return _node_line(node, path) if node is not None else yaml_line(source, path)
 
     if not isinstance(params, dict):
         raise UserError("params must be a mapping of sections", file=source, line=1)

@@ -14,7 +14,7 @@ The public names of all four are re-exported here (``from polyrefusal.corpus imp
 
 from ..seed import SELECTION_AXES, seed_axes
 from .build import (CORPUS_KEYS, builtin_records, check_corpus_params, corpus_from_params, import_corpus,
-                    load_corpus, merge, params_line, read_corpus_file, resolve_selection, select_builtin,
+                    load_corpus, merge, read_corpus_file, resolve_selection, select_builtin,
                     write_corpus)
 from .layouts import (LANG_FROM, LAYOUTS, MIJABENCH_GROUPS, MIJABENCH_STRATEGIES, PREPARE, PROMPT_TURN,
                       SOURCE_ID_FROM, map_value, resolve_mapping)
@@ -26,7 +26,7 @@ from .schema import (EXTRA_FIELDS, FIELDS, HAZARD_CATEGORIES, KNOWN_LANGS, MAX_T
 __all__ = [
     "SELECTION_AXES", "seed_axes",
     "CORPUS_KEYS", "builtin_records", "check_corpus_params", "corpus_from_params", "import_corpus",
-    "load_corpus", "merge", "params_line", "read_corpus_file", "resolve_selection", "select_builtin",
+    "load_corpus", "merge", "read_corpus_file", "resolve_selection", "select_builtin",
     "write_corpus",
     "LANG_FROM", "LAYOUTS", "MIJABENCH_GROUPS", "MIJABENCH_STRATEGIES", "PREPARE", "PROMPT_TURN",
     "SOURCE_ID_FROM", "map_value", "resolve_mapping",

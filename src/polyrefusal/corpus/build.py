@@ -30,7 +30,7 @@ from pathlib import Path
 from .. import seed as seed_data
 from ..errors import UserError
 from ..io import atomic_path, write_records
-from ..params import _yaml_line
+from ..params import yaml_line
 from ..seed import SELECTION_AXES, seed_axes
 from .layouts import LAYOUTS, PREPARE, SOURCE_ID_FROM, map_value, resolve_mapping
 from .readers import read_any, read_rows
@@ -41,13 +41,6 @@ log = logging.getLogger(__name__)
 #: Keys of the params `corpus:` block.
 CORPUS_KEYS = frozenset({"source", "columns", "layout", "defaults", "include", "split", "subset",
                          "revision", *SELECTION_AXES})
-
-
-def params_line(params_file: str | None, path: list) -> int | None:
-    """Line of a key path in the params file, for error messages (None when unknown)."""
-    if not params_file or not Path(params_file).exists():
-        return None
-    return _yaml_line(params_file, path)
 
 
 def resolve_selection(cfg: dict, params_file: str | None = "params.yaml") -> dict[str, list[str]]:
@@ -63,7 +56,7 @@ def resolve_selection(cfg: dict, params_file: str | None = "params.yaml") -> dic
         if value is None or value == "all":
             selection[axis] = list(available[axis])
             continue
-        where = dict(file=params_file, line=params_line(params_file, ["corpus", axis]), field=f"corpus.{axis}")
+        where = dict(file=params_file, line=yaml_line(params_file, ["corpus", axis]), field=f"corpus.{axis}")
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise UserError(f"must be \"all\" or a list of {noun} keys", **where)
         unknown = [v for v in value if v not in available[axis]]
@@ -122,12 +115,12 @@ def check_corpus_params(cfg, params_file: str | None = "params.yaml") -> None:
     for key in cfg:
         if key not in CORPUS_KEYS:
             raise UserError(f"unknown key {key!r} (known: {', '.join(sorted(CORPUS_KEYS))})",
-                            file=params_file, line=params_line(params_file, ["corpus", key]),
+                            file=params_file, line=yaml_line(params_file, ["corpus", key]),
                             field=f"corpus.{key}")
     include = cfg.get("include") or []
     if not isinstance(include, list) or not all(isinstance(p, str) and p for p in include):
         raise UserError("must be a list of corpus files", file=params_file,
-                        line=params_line(params_file, ["corpus", "include"]), field="corpus.include")
+                        line=yaml_line(params_file, ["corpus", "include"]), field="corpus.include")
 
 
 def read_corpus_file(path: str | Path) -> list[dict]:

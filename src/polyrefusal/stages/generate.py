@@ -45,11 +45,11 @@ def run(args):
     if not model_backend(args.model):  # the backend comes from params: name the file and line
         from ..errors import UserError
         from ..generate.base import GENERATORS
-        from ..params import _yaml_line
+        from ..params import yaml_line
         backend = params["generation"]["backend"]
         if backend not in GENERATORS.names():
             raise UserError(f"unknown generator {backend!r}; available: {', '.join(GENERATORS.names())}",
-                            file=args.params, line=_yaml_line(args.params, ["generation", "backend"]),
+                            file=args.params, line=yaml_line(args.params, ["generation", "backend"]),
                             field="generation.backend")
     cache_dir = args.cache_dir or params["generation"].get("cache_dir")
     if cache_dir:

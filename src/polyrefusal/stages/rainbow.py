@@ -26,10 +26,10 @@ import logging
 from pathlib import Path
 
 from .. import seed as seed_data
-from ..corpus import (params_line, check_corpus_params, load_corpus, resolve_selection, write_corpus)
+from ..corpus import (check_corpus_params, load_corpus, resolve_selection, write_corpus)
 from ..errors import UserError
 from ..io import write_json
-from ..params import flag, load_params, with_defaults
+from ..params import flag, load_params, with_defaults, yaml_line
 from ..rainbow import DEFAULT_TEMPLATE, GRIDS, RainbowSearch, Settings, category_names, key_names, summary
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def build_settings(cfg: dict, params: dict, params_file: str | None = "params.ya
     grid = cfg["grid"]
     if grid not in GRIDS:
         raise UserError(f"unknown grid {grid!r} (known: {', '.join(GRIDS)})", file=params_file,
-                        line=params_line(params_file, ["rainbow", "grid"]), field="rainbow.grid")
+                        line=yaml_line(params_file, ["rainbow", "grid"]), field="rainbow.grid")
     check_corpus_params(params["corpus"], params_file)
     selection = resolve_selection(params["corpus"], params_file)
     if grid == "category_style":
@@ -119,7 +119,7 @@ def build_settings(cfg: dict, params: dict, params_file: str | None = "params.ya
         settings.check()
     except UserError as exc:
         raise UserError(exc.message, file=params_file, field=exc.field,
-                        line=params_line(params_file, (exc.field or "").split("."))) from None
+                        line=yaml_line(params_file, (exc.field or "").split("."))) from None
     return settings
 
 
