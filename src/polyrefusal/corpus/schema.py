@@ -42,6 +42,7 @@ import unicodedata
 from .. import seed as seed_data
 from ..errors import UserError
 from ..io import only_invisible
+from ..params import key_schema
 
 #: field -> (required, allowed types)
 SCHEMA: dict[str, tuple[bool, tuple[type, ...]]] = {
@@ -61,9 +62,8 @@ FIELDS = tuple(SCHEMA)
 #: Optional fields that are not columns of every corpus: field -> allowed types.
 EXTRA_FIELDS: dict[str, tuple[type, ...]] = {"meta": (str, type(None))}
 MAX_TEXT_CHARS = 20_000
-KNOWN_LANGS = {"en", "de", "it", "fr", "es", "pt", "pl", "cs", "sk", "sl", "lt", "lv", "bg", "da", "el",
-               "et", "fi", "ga", "hr", "hu", "mt", "nl", "ro", "sv", "hi", "th", "ru", "uk", "tr", "ar",
-               "zh", "ja", "ko"}
+#: The language codes the project knows: the params schema's list (one declaration).
+KNOWN_LANGS = frozenset(key_schema("#/definitions/lang")["enum"])
 
 #: Llama Guard 3 hazard taxonomy.
 HAZARD_CATEGORIES: dict[str, str] = {
