@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # this checkout's package, installed or not
-sys.path.insert(0, str(ROOT / "tests"))  # the local OpenAI-compatible server
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))  # the local OpenAI-compatible server
 
 from polyrefusal.generate.base import GENERATORS, ModelSpec  # noqa: E402
 from polyrefusal.generate.cache import ResponseCache  # noqa: E402

@@ -1,6 +1,6 @@
 """Benchmark: the default corpus into all 11 target languages through the deepl backend, twice.
 
-Runs against the local DeepL stand-in (tests/deepl_server.py) with a fresh translation memory,
+Runs against the local DeepL stand-in (tests/helpers/deepl_server.py) with a fresh translation memory,
 and prints the characters billed on each run (the second must be 0) and the seconds taken.
 
     python scripts/bench_translate.py [--runs 2] [--memory DIR]
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))
 
 from deepl_server import FakeDeepL  # noqa: E402
 

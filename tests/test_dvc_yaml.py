@@ -19,7 +19,7 @@ import yaml
 
 from polyrefusal.dvc_yaml import Stage, differences
 
-from .conftest import ROOT, copy_project, run_cli
+from .helpers.project import ROOT, copy_project, run_cli
 
 
 def dvc_stages(proj) -> dict:

@@ -17,7 +17,7 @@ import pytest
 
 from polyrefusal.gpu_pool import GpuPool, PoolError, accelerate_command, discover_devices, pool_dir
 
-from .conftest import env
+from .helpers.project import env
 
 # A job: say it is running (<name>.ready), record the devices it was given and its run
 # interval, sleep, exit with a given status.

@@ -25,7 +25,8 @@ import yaml
 from polyrefusal.errors import UserError
 from polyrefusal.params import _schema, default, key_schema, load_params, with_defaults
 
-from .conftest import ROOT
+from .helpers.params import get
+from .helpers.project import ROOT
 
 STAGES = ROOT / "src" / "polyrefusal" / "stages"
 #: The library modules whose settings are params keys (besides the stages).
@@ -63,12 +64,6 @@ def drop(params: dict, path: tuple) -> dict:
         node = node[k]
     del node[path[-1]]
     return out
-
-
-def get(params: dict, path: tuple):
-    for k in path:
-        params = params[k]
-    return params
 
 
 def test_every_section_a_command_reads_has_its_defaults_in_the_schema():
@@ -244,7 +239,7 @@ def test_snakemake_and_dvc_refuse_a_bad_training_setting_before_any_job(tmp_path
     a dry run (snakemake/workflow.py, ``if not self.dryrun ...: self._onstart``); DVC's first
     stage is ``polyrefusal validate``. Either way nothing is written and the exit status is 2."""
     pytest.importorskip("trl")
-    from .conftest import copy_project, run_cli
+    from .helpers.project import copy_project, run_cli
 
     root = copy_project(tmp_path / "p", preset="ci")
     text = (root / "params.yaml").read_text(encoding="utf-8")

@@ -23,8 +23,8 @@ from polyrefusal.errors import UserError
 from polyrefusal.params import (Loader, SCHEMA, cross_checks, flag, load_params, load_yaml,
                                 validate_params)
 
-from .conftest import ROOT
-from .faults import cli
+from .helpers.project import ROOT
+from .helpers.faults import cli
 
 
 def shipped() -> dict:
@@ -196,15 +196,15 @@ def test_stage_help_says_what_each_option_is(command):
 def test_test_copies_never_take_a_runs_dvc_lock(tmp_path, monkeypatch):
     """`make run` then `make test` in one checkout: the run's dvc.lock (untracked, not ignored)
     does not reach the tests' project copies."""
-    from . import conftest
+    from .helpers import project
 
     repo = tmp_path / "checkout"
     repo.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     for name in ("params.yaml", "dvc.lock", "new_module.py"):
         (repo / name).write_text("x\n")
-    monkeypatch.setattr(conftest, "ROOT", repo)
-    assert sorted(conftest.project_files()) == ["new_module.py", "params.yaml"]
+    monkeypatch.setattr(project, "ROOT", repo)
+    assert sorted(project.project_files()) == ["new_module.py", "params.yaml"]
 
 
 def test_translate_options_are_the_backends_own(tmp_path):

@@ -15,8 +15,8 @@ from polyrefusal.errors import UserError
 from polyrefusal.params import load_params
 from polyrefusal.presets import PRESETS_DIR, apply_preset, available, resolve
 
-from .conftest import ROOT, copy_project, run_cli
-from .test_params_defaults import get as _at
+from .helpers.params import get as _at
+from .helpers.project import ROOT, copy_project, run_cli
 
 DIR = ROOT / PRESETS_DIR
 

@@ -1,0 +1,82 @@
+"""The end-of-run commit (rule dvc_commit: `polyrefusal sync --commit --produced`) records in
+dvc.lock only outputs that a Snakemake job made; a file changed outside the pipeline is listed
+and not laundered into dvc.lock.
+
+Snakemake's record of a job (its default file persistence: `.snakemake/metadata/<urlsafe
+base64 of the output path>`, JSON with `rule`, `endtime` = the output's modification time when
+the job ended, `incomplete`) is read as Snakemake writes it: snakemake/snakemake,
+src/snakemake/persistence/file.py (`_record_path`) and src/snakemake/persistence/__init__.py
+(`finished`, `MetadataRecord`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from polyrefusal.stages.sync import _metadata
+
+from ..helpers.project import copy_project, run_cli
+
+TARGETS = ["logs/params.valid", "results/split/assignment.json"]
+STAGES = ["validate", "corpus", "split"]
+
+
+def commit(proj, *args, check=True):
+    return run_cli(["polyrefusal", "sync", "--commit", *args], cwd=proj, check=check)
+
+
+@pytest.fixture
+def ran(tmp_path):
+    proj = copy_project(tmp_path / "p", preset=None)
+    run_cli(["snakemake", "--cores", "1", *TARGETS], cwd=proj)
+    return proj
+
+
+def test_a_run_is_recorded_and_a_second_commit_records_nothing(ran):
+    assert "3 stage(s) recorded" in commit(ran, "--produced", *STAGES).stdout
+    assert "0 stage(s) recorded" in commit(ran, "--produced", *STAGES).stdout
+    assert "up to date" in run_cli(["dvc", "status", *STAGES], cwd=ran).stdout
+    record = _metadata(ran, "results/split/assignment.json")
+    assert record["rule"] == "split"
+    assert record["endtime"] == pytest.approx(os.stat(ran / "results/split/assignment.json").st_mtime)
+
+
+def test_a_result_edited_by_hand_is_reported_not_recorded(ran):
+    commit(ran, "--produced", *STAGES)
+    lock = (ran / "dvc.lock").read_bytes()
+    out = ran / "results/split/assignment.json"
+    time.sleep(0.05)
+    out.write_text(json.dumps(json.loads(out.read_text())) + "\n")  # same data, other bytes
+    proc = commit(ran, "--produced", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "results/split/assignment.json: changed after its job (split) ended" in proc.stderr
+    assert (ran / "dvc.lock").read_bytes() == lock
+    # rerunning the job makes it the pipeline's again
+    run_cli(["snakemake", "--cores", "1", "-R", "split", "--", "results/split/assignment.json"], cwd=ran)
+    assert "stage(s) recorded" in commit(ran, "--produced").stdout
+    assert "up to date" in run_cli(["dvc", "status", *STAGES], cwd=ran).stdout
+
+
+def test_outputs_older_than_their_changed_code_are_reported(ran):
+    commit(ran, "--produced", *STAGES)
+    code = ran / "src/polyrefusal/stages/split.py"
+    code.write_text(code.read_text() + "\n# edited after the run\n")
+    proc = commit(ran, "--produced", "split", check=False)
+    assert proc.returncode == 2
+    assert "src/polyrefusal/stages/split.py: changed after the job that used it ended" in proc.stderr
+
+
+def test_a_file_no_job_made_is_reported_and_plain_commit_adopts_it_on_purpose(ran):
+    commit(ran, "--produced", *STAGES)
+    out = ran / "results/split/assignment.json"
+    out.write_text(json.dumps(json.loads(out.read_text())) + "\n")  # as if copied in from elsewhere
+    for record in (ran / ".snakemake/metadata").iterdir():
+        record.unlink()
+    proc = commit(ran, "--produced", "split", check=False)
+    assert proc.returncode == 2
+    assert "results/split/assignment.json: no Snakemake job made it" in proc.stderr
+    assert "1 stage(s) recorded" in commit(ran, "split").stdout  # a person's explicit choice
