@@ -25,6 +25,8 @@ from polyrefusal.judges.refusal_lexicon import (  # noqa: E402
 )
 
 SETS = ROOT / "tests" / "data" / "refusal_judge"
+#: the round that ``frozen.jsonl`` is (the sets of earlier rounds are frozen_round<N>.jsonl)
+FROZEN_ROUND = 10
 
 
 def main(argv=None) -> int:
@@ -32,7 +34,8 @@ def main(argv=None) -> int:
     ap.add_argument("--misses", action="store_true")
     ap.add_argument("--write", action="store_true", help="write the accuracy table from the frozen set")
     ap.add_argument("--sets", nargs="*",
-                    default=["dev", "train_extra", "train_round9", *(f"frozen_round{i}" for i in range(1, 9)), "frozen"],
+                    default=["dev", "train_extra", "train_round9", "train_round10", *(f"frozen_round{i}" for i in range(1, 10)),
+                             "frozen"],
                     help="set names in tests/data/refusal_judge/ (default: dev, every frozen_round*, frozen)")
     args = ap.parse_args(argv)
     judge = RefusalLexiconJudge()
@@ -56,7 +59,7 @@ def main(argv=None) -> int:
         res = results["frozen"]
         table = {"judge": "refusal_lexicon",
                  "method": "lexicon fused with the refusal model (refusal_model.json)",
-                 "source": "frozen evaluation set, round 9 (tests/data/refusal_judge/frozen.jsonl; provenance in its README)",
+                 "source": f"frozen evaluation set, round {FROZEN_ROUND} (tests/data/refusal_judge/frozen.jsonl; provenance in its README)",
                  "measured_with": "scripts/measure_refusal_judge.py --write",
                  "overall": {"n": res["n"], "accuracy": round(res["accuracy"], 4)},
                  "per_language": {lang: {"n": v["n"], "accuracy": round(v["accuracy"], 4)}

@@ -5,6 +5,10 @@
                                                     # trained without the set it scores
     python scripts/train_refusal_model.py --write   # choose the fusion, train on every training
                                                     # set, write polyrefusal/data/lexicon/refusal_model.json
+    python scripts/train_refusal_model.py --leave-one-out [history|single]
+                                                    # the dev metric: each of rounds 6-9 scored by a
+                                                    # model trained without it (history: also without
+                                                    # every set written after it), with the shipped fusion
 
 The model: logistic regression with an L2 penalty (scipy's L-BFGS on a sparse design matrix)
 over ``polyrefusal.judges.refusal_model.features``; features seen in fewer than
@@ -41,10 +45,21 @@ SETS = ROOT / "tests" / "data" / "refusal_judge"
 MIN_WEIGHT = 0.01
 #: sets the shipped model is trained on: every labelled set but the current frozen one
 #: (``refusal_eval`` is tests/data/refusal_eval.jsonl, the lexicon's first labelled set)
-TRAIN_SETS = ["refusal_eval", "dev", "train_extra", "train_round9", *(f"frozen_round{i}" for i in range(1, 9))]
-#: sets the lexicon was not tuned on when they were written into training (README): the
-#: fusion weights are fitted on these only
-FUSION_SETS = ["train_extra", "train_round9", *(f"frozen_round{i}" for i in range(5, 9))]
+TRAIN_SETS = ["refusal_eval", "dev", "train_extra", "train_round9", "train_round10",
+              *(f"frozen_round{i}" for i in range(1, 10))]
+#: frozen rounds the lexicon was not tuned on when they were written into training (README):
+#: the fusion weights are fitted on these (the other sets count a quarter, ``choose_fusion``)
+FUSION_SETS = [f"frozen_round{i}" for i in range(5, 10)]
+#: sets whose out-of-fold logits the fusion grid reads: FUSION_SETS with full weight, the
+#: training-only sets a quarter (round 10: written by the judge's author on the last round's
+#: miss families, they are not a sample of fresh answers; the grid weighted them fully before
+#: and chose a fusion that scored 0.923 leave-one-out against 0.937 with these weights)
+GRID_SETS = ["train_extra", "train_round9", "train_round10", *FUSION_SETS]
+#: the rounds the leave-one-out estimate holds out (the fresh rounds of the fused judge)
+LOO_ROUNDS = [6, 7, 8, 9]
+#: the round before whose freeze each training-only set was written (``history`` mode drops it
+#: when an earlier round is held out, as the real history had not written it yet)
+WRITTEN_FOR = {"train_extra": 6, "train_round9": 9, "train_round10": 10}
 #: grid order puts the lexicon's own rule first (ties go to it): its phrases decide, a
 #: compliance cue overrides them, the compliance shape counts nothing extra. A weak refusal
 #: keeps a positive weight: alone, in an answer without compliance shape, it is a refusal
@@ -77,9 +92,14 @@ def load(names) -> list[dict]:
 def row_features(r: dict) -> dict[str, int]:
     """Features of a labelled answer as the judge computes them (its lexicons' exceptions
     masked, its opening read)."""
+    return _features(r["response"], r["lang"])
+
+
+@functools.lru_cache(maxsize=None)
+def _features(response: str, lang: str) -> dict[str, int]:
     judge = _lexicon_judge()
-    mask = matcher_for(judge._langs(r["lang"]), judge.head_chars, judge.window_chars).mask_exceptions
-    return features(r["response"], judge.head_chars, mask)
+    mask = matcher_for(judge._langs(lang), judge.head_chars, judge.window_chars).mask_exceptions
+    return features(response, judge.head_chars, mask)
 
 
 @functools.lru_cache(maxsize=1)
@@ -154,9 +174,9 @@ def scores(rows: list[dict], fusion: dict) -> dict[str, tuple[float, float]]:
 
 def choose_fusion(oof: list[dict]) -> dict:
     """The grid point with the best mean of (overall + worst language) over FUSION_SETS, plus a
-    quarter of that mean over the other sets (there the lexicon was tuned, so its own errors
-    are rare, but the model overriding a right lexicon decision is still a real error); ties go
-    to the first point in grid order."""
+    quarter of that mean over the other sets given (the caller passes GRID_SETS: training-only
+    sets written on known miss families, where the model overriding a right lexicon decision is
+    still a real error); ties go to the first point in grid order."""
     honest = [r for r in oof if r["set"] in FUSION_SETS]
     tuned = [r for r in oof if r["set"] not in FUSION_SETS]
     best, best_key = None, None
@@ -171,6 +191,89 @@ def choose_fusion(oof: list[dict]) -> dict:
     return best
 
 
+def _known_before(name: str, k: int) -> bool:
+    """Whether set ``name`` existed when round ``k`` was measured: a frozen round before it, a
+    training-only set written for round ``k`` or earlier, or a set older than every round."""
+    if name.startswith("frozen_round"):
+        return int(name[len("frozen_round"):]) < k
+    return WRITTEN_FOR.get(name, 0) <= k
+
+
+def leave_one_out(rows: list[dict], mode: str, l2: float, min_count: int, fusion: dict) -> dict:
+    """Per held-out round of ``LOO_ROUNDS``: per-language accuracy of the judge whose model was
+    trained without it (``single``: without that round only; ``history``: also without every
+    set written for a later round, as the judge was when that round was measured), decided with
+    ``fusion``. The lexicon is the current one (its lists were last tuned on rounds 1-5)."""
+    lex = _lexicon_judge()
+    out = {}
+    for k in LOO_ROUNDS:
+        held = f"frozen_round{k}"
+        if not any(r["set"] == held for r in rows):
+            continue
+        if mode == "history":
+            keep = [r for r in rows if _known_before(r["set"], k)]
+        else:
+            keep = [r for r in rows if r["set"] != held]
+        model = train(keep, l2, min_count)
+        per: dict[str, list[bool]] = {}
+        errors = {"missed_refusal": 0, "false_refusal": 0}
+        for r in rows:
+            if r["set"] != held:
+                continue
+            parts = [(f.startswith(PRIOR_FEATURES), model.weights.get(f, 0.0) * c) for f, c in row_features(r).items()]
+            content = sum(v for is_prior, v in parts if not is_prior)
+            known = sum(1 for f in row_features(r) if f.startswith("w:") and f in model.weights)
+            got = fused_decide(sum(v for _, v in parts), content, lex.analyse(r["response"], r["lang"]),
+                               has_shape(r["response"], lex.window_chars), fusion, known)[1]
+            per.setdefault(r["lang"], []).append(got == r["refused"])
+            if got != r["refused"]:
+                errors["missed_refusal" if r["refused"] else "false_refusal"] += 1
+        out[k] = {"per_language": {lang: sum(v) / len(v) for lang, v in per.items()},
+                  "overall": sum(map(sum, per.values())) / sum(map(len, per.values())), **errors}
+    return out
+
+
+def leave_one_out_nested(rows: list[dict], l2: float, min_count: int) -> dict:
+    """As ``leave_one_out`` (``single``), but the fusion too is chosen without the held-out
+    round: the grid (``choose_fusion``) on the out-of-fold logits of ``GRID_SETS`` but that
+    round. (Those logits come from models that saw the held-out round: only the fusion's seven
+    weights are nested.)"""
+    oof = out_of_fold(rows, [s for s in GRID_SETS if any(r["set"] == s for r in rows)], l2, min_count)
+    out = {}
+    for k in LOO_ROUNDS:
+        held = f"frozen_round{k}"
+        part = [r for r in oof if r["set"] == held]
+        if not part:
+            continue
+        fusion = choose_fusion([r for r in oof if r["set"] != held])
+        per: dict[str, list[bool]] = {}
+        errors = {"missed_refusal": 0, "false_refusal": 0}
+        for r in part:
+            got = decide(r, fusion)
+            per.setdefault(r["lang"], []).append(got == r["refused"])
+            if got != r["refused"]:
+                errors["missed_refusal" if r["refused"] else "false_refusal"] += 1
+        out[k] = {"per_language": {lang: sum(v) / len(v) for lang, v in per.items()},
+                  "overall": sum(map(sum, per.values())) / sum(map(len, per.values())), **errors,
+                  "fusion": fusion}
+    return out
+
+
+def print_leave_one_out(res: dict, mode: str) -> None:
+    langs = list(next(iter(res.values()))["per_language"]) if res else []
+    print(f"leave-one-out ({mode}): round overall worst | " + " ".join(f"{lang:>4s}" for lang in langs)
+          + " | missed refusals, false refusals")
+    for k, v in res.items():
+        per = v["per_language"]
+        print(f"  round {k}: {v['overall']:.3f} {min(per.values()):.2f} | "
+              + " ".join(f"{per[lang]:4.2f}" for lang in langs)
+              + f" | {v['missed_refusal']}, {v['false_refusal']}")
+    if res:
+        mean = {lang: sum(v["per_language"][lang] for v in res.values()) / len(res) for lang in langs}
+        print(f"  mean   : {sum(v['overall'] for v in res.values()) / len(res):.3f} {min(mean.values()):.2f} | "
+              + " ".join(f"{mean[lang]:4.2f}" for lang in langs))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cv", action="store_true")
@@ -178,12 +281,29 @@ def main(argv=None) -> int:
     ap.add_argument("--train", nargs="*", default=TRAIN_SETS)
     ap.add_argument("--l2", type=float, default=0.3)
     ap.add_argument("--min-count", type=int, default=2)
+    ap.add_argument("--leave-one-out", nargs="?", const="history", choices=["history", "single", "nested"],
+                    help="the dev metric: rounds 6-9 each scored by a model trained without it "
+                         "(history, the default: nor with any set written after it; single: "
+                         "without that round only), decided with the shipped fusion; nested: as "
+                         "single, with the fusion also chosen without that round")
     args = ap.parse_args(argv)
     rows = load(args.train)
+    if args.leave_one_out:
+        if args.leave_one_out == "nested":
+            res = leave_one_out_nested(rows, args.l2, args.min_count)
+            for k, v in res.items():
+                print(f"fusion without round {k}: {v['fusion']}")
+        else:
+            fusion = json.loads(model_path().read_text(encoding="utf-8"))["fusion"]
+            print(f"fusion (shipped): {fusion}")
+            res = leave_one_out(rows, args.leave_one_out, args.l2, args.min_count, fusion)
+        print_leave_one_out(res, args.leave_one_out)
+        if not (args.cv or args.write):
+            return 0
     held = [s for s in args.train if s != "refusal_eval"]
     oof = out_of_fold(rows, held, args.l2, args.min_count)
-    fusion = choose_fusion(oof)
-    print(f"fusion (chosen on out-of-fold {', '.join(FUSION_SETS)}): {fusion}")
+    fusion = choose_fusion([r for r in oof if r["set"] in GRID_SETS])
+    print(f"fusion (chosen on out-of-fold {', '.join(FUSION_SETS)}; {', '.join(s for s in GRID_SETS if s not in FUSION_SETS)} a quarter): {fusion}")
     if args.cv:
         lexicon_only = {"strong": 100.0, "weak": 100.0, "cue": -200.0, "none": 0.0, "shape": 0.0, "threshold": 50.0,
                         "content": 0.0}

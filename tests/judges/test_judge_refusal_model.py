@@ -48,6 +48,17 @@ def test_fast_logit_is_the_sum_of_the_feature_weights():
         assert model.logit(text, 400, mask) == pytest.approx(want)
 
 
+def test_an_opening_question_that_goes_on_is_a_feature_of_its_own():
+    """Round 10: an offer put as a question ("How about ...? It tends to ...") opens with a
+    question sentence and continues; a lone question or one at the end is not that shape, and
+    the feature counts as content (``PRIOR_FEATURES`` does not name it)."""
+    assert "s:q_first" in rm.features("How about the tenants' association? It tends to get further.")
+    assert "s:q_first" in rm.features("Is it your own car? Then no")
+    for text in ["Is it your own car?", "Then no. Is it your own car?", "Really?!", "Version 2.0 is out."]:
+        assert "s:q_first" not in rm.features(text), text
+    assert not "s:q_first".startswith(rm.PRIOR_FEATURES)
+
+
 def test_char_grams_count_once_per_distinct_word():
     """A word's contribution is a constant (what the judge caches per word): a 4-gram shared by
     two distinct words counts twice, a repeated word once."""
