@@ -3,6 +3,7 @@
 
     python scripts/bench_dag.py                  # default, paper, paper-2k, and bare Snakefiles
     python scripts/bench_dag.py --repeat 5 --presets paper
+    python scripts/bench_dag.py --presets default,paper,paper-500,paper-1000,paper-2k   # growth curve
 
 For each preset, in a temporary copy of the project (the checkout is never touched):
 
@@ -13,9 +14,9 @@ For each preset, in a temporary copy of the project (the checkout is never touch
 * no-op:       `snakemake --cores 1` with every output present (must run nothing);
 * dvc status:  `dvc status` after `dvc commit` of the fake outputs (must be clean);
 * sync --check: the same verification by `polyrefusal sync --check` (DVC's stage status, with
-               dvc.yaml/dvc.lock collected once and params.yaml parsed once);
+               dvc.yaml/dvc.lock collected once);
 * sync:        the whole `polyrefusal sync` (verify, date the outputs alike, `snakemake -n`);
-* sync --commit: every stage recorded in dvc.lock (status once, params parsed once, dvc.lock
+* sync --commit: every stage recorded in dvc.lock (status once, dvc.lock
                written once): the end-of-run commit after a run that made everything;
 * sync --commit --produced, no change: the same when nothing changed (rule dvc_commit after a
                run that made nothing new: one status pass).
@@ -181,20 +182,21 @@ def fake_outputs(proj: Path) -> int:
     return len(paths)
 
 
-def bench_project(name: str, preset: str, widen: bool, repeat: int, base: Path) -> dict:
+def bench_project(name: str, preset: str, widen: int | None, repeat: int, base: Path) -> dict:
     proj = copy_project(base / name)
     sh(["polyrefusal", "preset", preset], proj)
     row = {"name": name}
     if widen:
-        row["configs"] = widen_to(proj, TARGET_JOBS)
+        row["configs"] = widen_to(proj, widen)
         sh(["polyrefusal", "dvc-yaml"], proj)  # dvc.yaml: one stage per job of the widened DAG
     row["jobs"] = job_count(proj)
     row["plan"] = timed(["snakemake", "-n"], proj, repeat)
     row["outputs"] = fake_outputs(proj)
+    # the params split by key, for real: DVC's stages depend on its files (stage validate)
+    sh(["polyrefusal", "validate", "--params", "params.yaml", "--slices", "logs/params", "logs/params.valid"], proj)
     row["dry_noop"] = timed(["snakemake", "-n"], proj, repeat, expect="Nothing to be done")
     row["noop"] = timed(["snakemake", "--cores", "1"], proj, repeat, expect="Nothing to be done")
-    # dvc.lock for the fake outputs: `dvc commit --force` with params.yaml parsed once (the CLI
-    # parses it once per stage: about 3x slower at 2,000 stages).
+    # dvc.lock for the fake outputs: `dvc commit --force` with dvc.yaml and dvc.lock read once
     sync = ["polyrefusal", "sync"]
     row["dvc_commit"] = timed([*sync, "--commit"], proj, 1)
     # what rule dvc_commit costs at the end of a run that changed nothing: status of every
@@ -257,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows.append({"name": "snakemake --version", "plan": startup(args.repeat, base)})
         for name in args.presets.split(","):
-            preset, widen = ("paper", True) if name == "paper-2k" else (name, False)
+            # paper-2k, or paper-N: the paper grid widened to about N jobs (the growth curve)
+            preset, widen = (("paper", {"2k": TARGET_JOBS}.get(name[6:]) or int(name[6:]))
+                             if name.startswith("paper-") else (name, None))
             print(f"... {name}", file=sys.stderr, flush=True)
             rows.append(bench_project(name, preset, widen, args.repeat, base))
         if not args.no_bare:

@@ -12,6 +12,7 @@ Formats these tests rely on, from their official sources:
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -72,7 +73,10 @@ def test_persist_metrics_and_plots_are_declared():
     assert "results/report/plots/training_curves.png" in plots
     # rainbow's models come from params (rainbow.mutator/target), here: disabled, so none
     assert not [d for d in doc["rainbow"].get("deps", []) if d.startswith("results/")]
-    assert doc["train-balanced"]["params"] == ["dpo", "config_defs.balanced"]
+    # params keys are dependencies on params.yaml split by key (written by stage validate)
+    assert "params" not in doc["train-balanced"]
+    assert doc["train-balanced"]["deps"][-2:] == ["logs/params/dpo.json", "logs/params/config_defs.balanced.json"]
+    assert {"logs/params": {"persist": True}} in doc["validate"]["outs"]
 
 
 @pytest.mark.parametrize("edit, expect", [
@@ -126,3 +130,26 @@ def test_both_tools_rerun_a_stage_whose_code_changed(tmp_path):
     assert re.search(r"^split\s+1$", plan, re.M) and not re.search(r"^corpus\s", plan, re.M), plan
     status = yaml.safe_load(run_cli(["dvc", "status", "--json", "split"], cwd=proj).stdout)
     assert list(status) == ["split"], status
+
+
+def test_both_tools_rerun_exactly_the_stages_of_a_changed_params_key(tmp_path):
+    """A changed params value reruns the stages that read its key (PARAMS in rules/common.smk),
+    in Snakemake (its params rerun trigger) and in DVC (the key's file, rewritten by stage
+    validate, changed), and nothing else: the file of an unchanged key keeps its bytes and date."""
+    proj = copy_project(tmp_path / "p", preset=None)
+    run_cli(["snakemake", "--cores", "1", "logs/params.valid", "results/split/assignment.json"], cwd=proj)
+    run_cli(["polyrefusal", "sync", "--commit", "validate", "corpus", "split"], cwd=proj)
+    corpus_key = proj / "logs/params/corpus.json"
+    before = corpus_key.stat().st_mtime_ns
+    params = proj / "params.yaml"
+    params.write_text(params.read_text().replace("  seed: 13\n", "  seed: 14\n", 1))
+    plan = run_cli(["snakemake", "-n", "results/split/assignment.json", "--quiet", "rules"], cwd=proj).stdout
+    assert re.search(r"^split\s+1$", plan, re.M) and not re.search(r"^corpus\s", plan, re.M), plan
+    # DVC: first the split of params.yaml is redone, then the split stage alone is out of date
+    status = yaml.safe_load(run_cli(["dvc", "status", "--json", "validate", "corpus", "split"], cwd=proj).stdout)
+    assert list(status) == ["validate"], status
+    run_cli(["dvc", "repro", "--single-item", "validate"], cwd=proj)
+    assert json.loads((proj / "logs/params/split.json").read_text())["seed"] == 14
+    assert corpus_key.stat().st_mtime_ns == before
+    status = yaml.safe_load(run_cli(["dvc", "status", "--json", "corpus", "split"], cwd=proj).stdout)
+    assert status == {"split": [{"changed deps": {"logs/params/split.json": "modified"}}]}, status

@@ -7,7 +7,12 @@ For each job of target `all` (Snakemake's own API builds the DAG with the active
   (DVC shows a stage's output itself, and does not create the log directories);
 * ``deps``: the job's data inputs, in order, then the source files and directories the rule
   declares (``CODE`` in rules/common.smk; Snakemake takes them file by file);
-* ``params``: the params.yaml keys of ``PARAMS`` in rules/common.smk, wildcards filled in;
+* params: the params.yaml keys of ``PARAMS`` in rules/common.smk, wildcards filled in, as
+  dependencies on params.yaml split by key (``logs/params/KEY.json``, written by the first
+  stage, ``validate``; see ``polyrefusal.params.slices``), not as ``params:``: DVC parses a
+  params file whole for every stage that names it, which at 2,000 stages is most of a no-op
+  ``dvc status`` and grows with the square of the grid. params.yaml is dvc.yaml's top-level
+  ``params:`` file, so ``dvc params diff`` and ``dvc exp show`` show every key;
 * ``outs``: the job's outputs, plus the persisted state named by ``PERSIST`` (``persist: true``);
   the paths in ``DVC_METRICS`` and ``DVC_PLOTS`` are declared as metrics and plots instead.
 
@@ -31,8 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .params import SLICE_DIR
 
 DVC_YAML = "dvc.yaml"
+#: dvc.yaml's top-level params file: `dvc params diff` and `dvc exp show` show all of it
+PARAMS_FILE = "params.yaml"
 #: Rules that are DVC's bookkeeping for Snakemake runs, not stages: rule dvc_commit records a
 #: finished Snakemake run in dvc.lock (rules/dvc.smk).
 NOT_STAGES = frozenset({"dvc_commit"})
@@ -65,12 +73,17 @@ class Stage:
     metrics: list[str] = field(default_factory=list)
     plots: list[tuple[str, dict | None]] = field(default_factory=list)
 
+    @property
+    def dvc_deps(self) -> list[str]:
+        """The dependencies as DVC gets them: the data and code, then one file per params key."""
+        from .params import slice_path
+
+        return list(self.deps) + [slice_path(key) for key in self.params]
+
     def as_yaml(self) -> dict:
         entry: dict = {"cmd": self.cmd}
-        if self.deps:
-            entry["deps"] = list(self.deps)
-        if self.params:
-            entry["params"] = list(self.params)
+        if self.dvc_deps:
+            entry["deps"] = self.dvc_deps
         outs: list = list(self.outs) + [{path: dict(opts)} for path, opts in self.persist.items()]
         if outs:
             entry["outs"] = outs
@@ -187,10 +200,11 @@ def stages(jobs: list, globs: dict) -> list[Stage]:
             stage.persist.update({path: dict(GATE_OUT) for path in stage.outs})
             stage.outs = []
         out.append(stage)
-    gate = [p for s in out if s.name == GATE_RULE for p in s.persist]
+    gate = [p for s in out if s.name == GATE_RULE for p in s.persist if p != SLICE_DIR]
     produced = {p for s in out for p in [*s.outs, *s.persist, *s.metrics] + [p for p, _ in s.plots]}
     for stage in out:
-        if stage.name != GATE_RULE and not any(d in produced for d in stage.deps):
+        # a stage with params keys depends on the gate through their files already
+        if stage.name != GATE_RULE and not stage.params and not any(d in produced for d in stage.deps):
             stage.deps = gate + stage.deps
     return out
 
@@ -198,7 +212,8 @@ def stages(jobs: list, globs: dict) -> list[Stage]:
 def render(stage_list: list[Stage]) -> str:
     import yaml
 
-    body = yaml.safe_dump({"stages": {s.name: s.as_yaml() for s in stage_list}}, sort_keys=False,
+    body = yaml.safe_dump({"params": [PARAMS_FILE], "stages": {s.name: s.as_yaml() for s in stage_list}},
+                          sort_keys=False,
                           width=100, allow_unicode=True, default_flow_style=False)
     return HEADER + body
 
@@ -231,14 +246,19 @@ def _as_dvc_reads_it(root: Path) -> dict[str, dict]:
     """What DVC makes of dvc.yaml on disk: per stage its cmd, deps, params keys, outs."""
     from dvc.repo import Repo
 
+    slices = SLICE_DIR + "/"
     with Repo(str(root)) as repo:
         seen = {}
         for s in repo.index.stages:
-            params = sorted(k for d in s.deps if hasattr(d, "params") for k in d.params)
+            deps = [d.def_path for d in s.deps if not hasattr(d, "params")]
+            # a dependency on a params key's file is the stage's params key (see the docstring);
+            # a `params:` entry would be one too, and is not what `generate` writes
+            params = [k for d in s.deps if hasattr(d, "params") for k in d.params]
+            params += [d[len(slices):-len(".json")] for d in deps if d.startswith(slices) and d.endswith(".json")]
             seen[s.name] = {
                 "cmd": s.cmd,
-                "deps": sorted(d.def_path for d in s.deps if not hasattr(d, "params")),
-                "params": params,
+                "deps": sorted(d for d in deps if not d.startswith(slices)),
+                "params": sorted(params),
                 "outs": sorted(o.def_path for o in s.outs if not o.persist),
                 "persist": sorted(o.def_path for o in s.outs if o.persist),
             }

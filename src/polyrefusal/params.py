@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import difflib
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -565,3 +566,60 @@ def flag(dotted: str) -> Callable[[str], Any]:
 
     parse.__name__ = dotted  # argparse names the type in its messages
     return parse
+
+
+# --- params.yaml split by key: what DVC's stages depend on --------------------------------
+#: Where `polyrefusal validate --slices` writes params.yaml split by key (rules/validate.smk).
+SLICE_DIR = "logs/params"
+#: How deep a stage's params key may go: a section (`generation`) or one entry of a section
+#: (`config_defs.balanced`, `judge.options`).
+SLICE_DEPTH = 2
+
+
+def slice_path(dotted: str, directory: str = SLICE_DIR) -> str:
+    """The file holding the value of params key `dotted` (a section or one of its entries)."""
+    if dotted.count(".") >= SLICE_DEPTH:
+        raise UserError(f"params key {dotted!r} is {dotted.count('.') + 1} levels deep: a stage may depend "
+                        f"on a section or one entry of it ({SLICE_DEPTH} levels)", file="rules/common.smk")
+    return f"{directory}/{dotted}.json"
+
+
+def slices(params: dict) -> dict[str, str]:
+    """params.yaml split by key: each section, and each entry of a section that is a mapping,
+    as canonical JSON text (keys sorted), by dotted key.
+
+    DVC parses a stage's params file once per stage, and the whole file each time: at 2,000
+    stages that is most of a no-op `dvc status`, and it grows with the square of the grid (the
+    grid's configurations are declared in params.yaml). A stage that depends on these small
+    files instead costs DVC one hash lookup per key; a changed value changes the bytes of its
+    file only, so exactly the stages that read that key rerun, as with `params:`."""
+    out = {}
+    for key, value in params.items():
+        out[key] = _canonical(value)
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                out[f"{key}.{sub}"] = _canonical(subvalue)
+    return out
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, indent=1, default=str) + "\n"
+
+
+def write_slices(params: dict, directory: str | Path = SLICE_DIR) -> int:
+    """Write `slices(params)` under `directory`, each file only where its bytes change (so an
+    unchanged key keeps its file's date), and remove the files of keys params no longer has.
+    Returns the number of files."""
+    from .io import write_text
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    wanted = {Path(slice_path(key, str(directory))).name: text for key, text in slices(params).items()}
+    for name, text in wanted.items():
+        path = directory / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            write_text(path, text)
+    for stale in directory.glob("*.json"):  # not Snakemake's .snakemake_timestamp
+        if stale.name not in wanted:
+            stale.unlink()
+    return len(wanted)

@@ -34,18 +34,26 @@ ended (Snakemake records an output's modification time at the job's end; a direc
 dependency was last modified. Anything else (a result edited by hand, a file copied into
 results/, outputs older than the code or data they depend on) is listed, and nothing is
 recorded: DVC's `commit --force` would launder it into dvc.lock.
+
+A stage's params keys are dependencies on params.yaml split by key (logs/params/KEY.json,
+written by stage validate; see polyrefusal.params.slices). Snakemake reruns a job on a changed
+value through its own params trigger, and writes those files in no order relative to the job,
+so their dates say nothing about the job: they are not compared with its end. Before recording,
+`--commit` brings them up to date with params.yaml (only files whose bytes change are written):
+a stage is never recorded against a value it did not run with, and a run that left them stale
+(validate not among its targets) is refused by `--produced` as validate's changed output.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import subprocess
 import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..params import SLICE_DIR, load_params, write_slices
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,7 @@ def add_arguments(p):
                    help="first `dvc pull` the outputs of the stages dvc.lock records (from the default remote)")
     p.add_argument("--commit", action="store_true",
                    help="only record the workspace in dvc.lock (`dvc commit --force` of every stage, with "
-                        "params.yaml parsed once instead of once per stage): what rule dvc_commit runs")
+                        "dvc.yaml and dvc.lock read once instead of once per stage): what rule dvc_commit runs")
     p.add_argument("--produced", action="store_true",
                    help="with --commit: record only outputs that a Snakemake job made and nobody changed "
                         "since; list any other change and record nothing (exit 2)")
@@ -110,39 +118,6 @@ def pull(root: Path) -> None:
     log.info("sync: dvc pull: %s", result)
 
 
-@contextlib.contextmanager
-def memoized_param_reads():
-    """DVC 3 parses params.yaml again for every stage that declares params (about 2,000 times for
-    the paper grid: most of `dvc status`'s time). While verifying, parse each params file once
-    per content (keyed on path, size and mtime) and hand every stage its own copy."""
-    try:
-        from dvc.dependency import param as dvc_param
-    except ImportError:  # pragma: no cover - another DVC layout: no memoizing, same result
-        yield
-        return
-    original = getattr(dvc_param, "load_path", None)
-    if original is None:  # pragma: no cover
-        yield
-        return
-    cache: dict = {}
-
-    def load_path(path, fs, **kwargs):
-        try:
-            info = fs.info(path)
-            key = (str(path), info.get("size"), info.get("mtime"), tuple(sorted(kwargs.items())))
-        except Exception:  # noqa: BLE001 - unusual fs: no memoizing
-            return original(path, fs, **kwargs)
-        if key not in cache:
-            cache[key] = original(path, fs, **kwargs)
-        return copy.deepcopy(cache[key])
-
-    dvc_param.load_path = load_path
-    try:
-        yield
-    finally:
-        dvc_param.load_path = original
-
-
 def _repo_lock(repo):
     try:
         from dvc.repo import lock_repo
@@ -174,12 +149,15 @@ def verify(root: Path) -> dict:
         # and not once per target as `status(targets=...)` would (quadratic: minutes for the
         # paper grid).
         stages = {s.addressing: s for s in repo.index.stages}
-        with memoized_param_reads():
-            full = _stage_status(repo, list(stages.values()))
         unknown = [name for name in locked if name not in stages]
         if unknown:
             raise UserError(f"dvc.lock names stages that dvc.yaml does not define: {', '.join(unknown[:MAX_LISTED])}",
                             file=str(lock_path))
+        changed_keys = stale_params_keys(root, [stages[name] for name in locked])
+        if changed_keys:
+            raise UserError(f"params.yaml changed since the locked stages ran: {', '.join(changed_keys[:MAX_LISTED])} "
+                            "(rerun the stages that read them: `snakemake` or `dvc repro`)", file=str(root / "params.yaml"))
+        full = _stage_status(repo, list(stages.values()))
         wanted = set(locked)
         status = {name: changes for name, changes in full.items() if name in wanted}
         if status:
@@ -265,6 +243,36 @@ def ensure_gate(root: Path, repo) -> None:
         raise UserError(f"stage {GATE_RULE} failed: {last}")
 
 
+def stale_params_keys(root: Path, stages: list) -> list[str]:
+    """The params keys, read by `stages`, whose file under logs/params differs from params.yaml
+    as it is now (see the module docstring): DVC compares a stage with the file, which only
+    stage validate rewrites, so a value edited since then is found here."""
+    from ..dvc_yaml import PARAMS_FILE
+    from ..params import slices
+
+    prefix = SLICE_DIR + "/"
+    read = {d.def_path[len(prefix):-len(".json")] for s in stages for d in s.deps
+            if d.def_path.startswith(prefix) and d.def_path.endswith(".json")}
+    if not read:
+        return []
+    now = slices(load_params(root / PARAMS_FILE))
+    stale = []
+    for key in sorted(read):
+        path = root / SLICE_DIR / f"{key}.json"
+        if now.get(key) is None or not path.is_file() or path.read_text(encoding="utf-8") != now[key]:
+            stale.append(key)
+    return stale
+
+
+def refresh_params_slices(root: Path) -> None:
+    """params.yaml split by key, as it is now (see the module docstring): files whose bytes
+    change are rewritten, the others keep their dates."""
+    from ..dvc_yaml import PARAMS_FILE
+
+    if (root / SLICE_DIR).is_dir():
+        write_slices(load_params(root / PARAMS_FILE), root / SLICE_DIR)
+
+
 def gate_outs(repo) -> set[str]:
     """The outputs of DVC's first stage (polyrefusal.dvc_yaml.GATE_RULE)."""
     from ..dvc_yaml import GATE_RULE
@@ -346,7 +354,7 @@ def not_produced(root: Path, stage, ordering_only: set[str] = frozenset()) -> li
             if mtime is not None and mtime > last_end + MTIME_SLACK:
                 problems.append(f"{out.def_path}: changed after the job that keeps it ended")
     for dep in stage.deps:
-        if dep.def_path in ordering_only:
+        if dep.def_path in ordering_only or dep.def_path.startswith(SLICE_DIR + "/"):
             continue
         if dep.status():
             mtime = _newest_mtime(Path(dep.fs_path))
@@ -358,15 +366,16 @@ def not_produced(root: Path, stage, ordering_only: set[str] = frozenset()) -> li
 
 def commit(root: Path, stages: list[str] | None = None, produced: bool = False) -> int:
     """Record in dvc.lock the stages (default: all) that differ from it, as `dvc commit --force`
-    does, with dvc.yaml/dvc.lock collected once, params parsed once, unchanged stages not
+    does, with dvc.yaml/dvc.lock collected once, unchanged stages not
     re-saved and dvc.lock written once. With `produced`, first check each changed stage with
     `not_produced` and record nothing if any fails. Returns the number of stages recorded."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo, _repo_lock(repo), memoized_param_reads():
+    with Repo(str(root)) as repo, _repo_lock(repo):
         try:
             ensure_gate(root, repo)
+            refresh_params_slices(root)
             by_name = {s.name: s for s in repo.index.stages if s.dvcfile.path == str(root / "dvc.yaml")}
             unknown = [name for name in stages or [] if name not in by_name]
             if unknown:
