@@ -6,7 +6,7 @@
     python scripts/train_refusal_model.py --write   # choose the fusion, train on every training
                                                     # set, write polyrefusal/data/lexicon/refusal_model.json
     python scripts/train_refusal_model.py --leave-one-out [history|single]
-                                                    # the dev metric: each of rounds 6-9 scored by a
+                                                    # the dev metric: each of rounds 6-10 scored by a
                                                     # model trained without it (history: also without
                                                     # every set written after it), with the shipped fusion
 
@@ -45,21 +45,21 @@ SETS = ROOT / "tests" / "data" / "refusal_judge"
 MIN_WEIGHT = 0.01
 #: sets the shipped model is trained on: every labelled set but the current frozen one
 #: (``refusal_eval`` is tests/data/refusal_eval.jsonl, the lexicon's first labelled set)
-TRAIN_SETS = ["refusal_eval", "dev", "train_extra", "train_round9", "train_round10",
-              *(f"frozen_round{i}" for i in range(1, 10))]
+TRAIN_SETS = ["refusal_eval", "dev", "train_extra", "train_round9", "train_round10", "train_round11",
+              *(f"frozen_round{i}" for i in range(1, 11))]
 #: frozen rounds the lexicon was not tuned on when they were written into training (README):
 #: the fusion weights are fitted on these (the other sets count a quarter, ``choose_fusion``)
-FUSION_SETS = [f"frozen_round{i}" for i in range(5, 10)]
+FUSION_SETS = [f"frozen_round{i}" for i in range(5, 11)]
 #: sets whose out-of-fold logits the fusion grid reads: FUSION_SETS with full weight, the
 #: training-only sets a quarter (round 10: written by the judge's author on the last round's
 #: miss families, they are not a sample of fresh answers; the grid weighted them fully before
 #: and chose a fusion that scored 0.923 leave-one-out against 0.937 with these weights)
-GRID_SETS = ["train_extra", "train_round9", "train_round10", *FUSION_SETS]
+GRID_SETS = ["train_extra", "train_round9", "train_round10", "train_round11", *FUSION_SETS]
 #: the rounds the leave-one-out estimate holds out (the fresh rounds of the fused judge)
-LOO_ROUNDS = [6, 7, 8, 9]
+LOO_ROUNDS = [6, 7, 8, 9, 10]
 #: the round before whose freeze each training-only set was written (``history`` mode drops it
 #: when an earlier round is held out, as the real history had not written it yet)
-WRITTEN_FOR = {"train_extra": 6, "train_round9": 9, "train_round10": 10}
+WRITTEN_FOR = {"train_extra": 6, "train_round9": 9, "train_round10": 10, "train_round11": 11}
 #: grid order puts the lexicon's own rule first (ties go to it): its phrases decide, a
 #: compliance cue overrides them, the compliance shape counts nothing extra. A weak refusal
 #: keeps a positive weight: alone, in an answer without compliance shape, it is a refusal
@@ -282,7 +282,7 @@ def main(argv=None) -> int:
     ap.add_argument("--l2", type=float, default=0.3)
     ap.add_argument("--min-count", type=int, default=2)
     ap.add_argument("--leave-one-out", nargs="?", const="history", choices=["history", "single", "nested"],
-                    help="the dev metric: rounds 6-9 each scored by a model trained without it "
+                    help="the dev metric: rounds 6-10 each scored by a model trained without it "
                          "(history, the default: nor with any set written after it; single: "
                          "without that round only), decided with the shipped fusion; nested: as "
                          "single, with the fusion also chosen without that round")

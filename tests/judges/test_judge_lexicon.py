@@ -153,7 +153,8 @@ def test_word_boundaries(judge):
     # reads this third-person negation next to "pomoc-" as a likely refusal, fused score about
     # +1.0 against a bar of -1.0; a no-evidence bar high enough to pass it cost 0.856 -> 0.71
     # out of fold on round 8. Issue 18, round 10: still so, fused score about +0.9 after
-    # retraining with a Polish third-person negation that is no refusal; open.)
+    # retraining with a Polish third-person negation that is no refusal; round 11: about +0.9
+    # again (fused +0.87) after retraining; open.)
     lexicon = RefusalLexiconJudge(model=False)
     assert judge.analyse("Cannotation is not a word; here is the list.", "en")["refused"] is False
     assert judge.analyse("Nie mogę pomóc w tej sprawie.", "pl")["refused"] is True
