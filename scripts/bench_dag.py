@@ -191,9 +191,10 @@ def bench_project(name: str, preset: str, widen: int | None, repeat: int, base: 
         sh(["polyrefusal", "dvc-yaml"], proj)  # dvc.yaml: one stage per job of the widened DAG
     row["jobs"] = job_count(proj)
     row["plan"] = timed(["snakemake", "-n"], proj, repeat)
-    row["outputs"] = fake_outputs(proj)
-    # the params split by key, for real: DVC's stages depend on its files (stage validate)
+    # the params split by key, for real (DVC's stages depend on its files), before every output
+    # gets one date
     sh(["polyrefusal", "validate", "--params", "params.yaml", "--slices", "logs/params", "logs/params.valid"], proj)
+    row["outputs"] = fake_outputs(proj)
     row["dry_noop"] = timed(["snakemake", "-n"], proj, repeat, expect="Nothing to be done")
     row["noop"] = timed(["snakemake", "--cores", "1"], proj, repeat, expect="Nothing to be done")
     # dvc.lock for the fake outputs: `dvc commit --force` with dvc.yaml and dvc.lock read once
