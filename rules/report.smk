@@ -22,6 +22,8 @@ rule report:
         capability=expand("results/capability/{model}.json", model=MODELS),
         pairs=expand("results/pairs/{lang}.stats.json", lang=LANGS),
         usage=expand("results/translations/{lang}.usage.json", lang=LANGS),
+        # a reviewed human audit (params report.judge_audit), when the study has one
+        audit=[config["report"]["judge_audit"]] if (config.get("report") or {}).get("judge_audit") else [],
         code=code("report"),
     output:
         report="results/report/report.md",

@@ -153,3 +153,22 @@ def test_both_tools_rerun_exactly_the_stages_of_a_changed_params_key(tmp_path):
     assert corpus_key.stat().st_mtime_ns == before
     status = yaml.safe_load(run_cli(["dvc", "status", "--json", "corpus", "split"], cwd=proj).stdout)
     assert status == {"split": [{"changed deps": {"logs/params/split.json": "modified"}}]}, status
+
+
+def test_a_reviewed_audit_named_in_params_is_an_input_of_the_report(tmp_path):
+    """params report.judge_audit (a reviewed human audit's report) is an input of the report job,
+    so a new review reruns the report in Snakemake and in DVC; unnamed, the report has no such
+    input (and reads none)."""
+    proj = copy_project(tmp_path / "p", preset=None)
+    assert not [d for d in yaml.safe_load((proj / "dvc.yaml").read_text())["stages"]["report"]["deps"]
+                if d.startswith("audit/")]
+    (proj / "audit").mkdir()
+    (proj / "audit/judge_accuracy.json").write_text("{}\n")
+    params = proj / "params.yaml"
+    doc = yaml.safe_load(params.read_text())
+    doc.setdefault("report", {})["judge_audit"] = "audit/judge_accuracy.json"
+    params.write_text(yaml.safe_dump(doc, sort_keys=False))
+    run_cli(["polyrefusal", "dvc-yaml"], cwd=proj)
+    assert "audit/judge_accuracy.json" in yaml.safe_load((proj / "dvc.yaml").read_text())["stages"]["report"]["deps"]
+    plan = run_cli(["snakemake", "-n", "results/report/report.md", "--quiet", "rules"], cwd=proj).stdout
+    assert re.search(r"^report\s+1$", plan, re.M), plan

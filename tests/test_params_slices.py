@@ -9,7 +9,7 @@ import os
 import pytest
 
 from polyrefusal.errors import UserError
-from polyrefusal.params import load_params, slice_path, slices, write_slices
+from polyrefusal.params import load_params, slice_key, slice_path, slices, write_slices
 
 from .helpers.project import ROOT
 
@@ -43,3 +43,9 @@ def test_unchanged_files_keep_their_date_and_dropped_keys_lose_their_file(tmp_pa
     assert old.stat().st_mtime_ns == 1_000_000_000  # same bytes: not rewritten
     assert json.loads((tmp_path / "b.c.json").read_text()) == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.c.json", "b.json"]
+
+
+def test_a_file_path_gives_back_its_key():
+    for key in ("generation", "config_defs.balanced"):
+        assert slice_key(slice_path(key)) == key
+    assert slice_key("logs/params.valid") is None and slice_key("results/x.json") is None

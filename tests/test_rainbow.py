@@ -22,6 +22,7 @@ from polyrefusal.corpus import read_corpus_file
 from polyrefusal.errors import UserError
 from polyrefusal.rainbow import ARCHIVE_FILE, similarity
 
+from .helpers.models import tiny_model_dir
 from .helpers.project import ROOT, env
 from .helpers.rainbow import Crash, FakeJudge, FakeMutator, make_search
 
@@ -265,15 +266,7 @@ def test_rainbow_on_the_tiny_model(tmp_path, capsys):
     """Mutator and target are the embedded architecture (randomly initialised: nonsense prompts,
     real mechanics) through the `transformers` backend; the judge is `refusal_lexicon`."""
     pytest.importorskip("polyrefusal.generate.hf", reason="the transformers generation backend is not there yet")
-    from polyrefusal.training.embedded import build_model, build_tokenizer, seed_examples
-
-    texts, _ = seed_examples(["en"])
-    tokenizer = build_tokenizer(texts, 400)
-    model = build_model(tokenizer, dict(seed=0, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                        num_attention_heads=2, max_position_embeddings=512))
-    model_dir = tmp_path / "tiny"
-    model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
+    model_dir = tiny_model_dir(tmp_path / "tiny", vocab_size=400, max_positions=512)
     params = write_params(tmp_path, enabled=True, grid="category_style", iterations=3, seed=0,
                           mutator={"backend": "transformers", "path": str(model_dir), "temperature": 0.8,
                                    "max_new_tokens": 12, "batch_size": 4},

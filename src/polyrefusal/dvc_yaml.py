@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
-from .params import SLICE_DIR
+from .params import SLICE_DIR, slice_key
 
 DVC_YAML = "dvc.yaml"
 #: dvc.yaml's top-level params file: `dvc params diff` and `dvc exp show` show all of it
@@ -246,7 +246,6 @@ def _as_dvc_reads_it(root: Path) -> dict[str, dict]:
     """What DVC makes of dvc.yaml on disk: per stage its cmd, deps, params keys, outs."""
     from dvc.repo import Repo
 
-    slices = SLICE_DIR + "/"
     with Repo(str(root)) as repo:
         seen = {}
         for s in repo.index.stages:
@@ -254,10 +253,10 @@ def _as_dvc_reads_it(root: Path) -> dict[str, dict]:
             # a dependency on a params key's file is the stage's params key (see the docstring);
             # a `params:` entry would be one too, and is not what `generate` writes
             params = [k for d in s.deps if hasattr(d, "params") for k in d.params]
-            params += [d[len(slices):-len(".json")] for d in deps if d.startswith(slices) and d.endswith(".json")]
+            params += [slice_key(d) for d in deps if slice_key(d) is not None]
             seen[s.name] = {
                 "cmd": s.cmd,
-                "deps": sorted(d for d in deps if not d.startswith(slices)),
+                "deps": sorted(d for d in deps if slice_key(d) is None),
                 "params": sorted(params),
                 "outs": sorted(o.def_path for o in s.outs if not o.persist),
                 "persist": sorted(o.def_path for o in s.outs if o.persist),

@@ -349,6 +349,10 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
     for i, extra in enumerate(corpus.get("include") or []):
         if not extra.startswith(OUTPUTS_DIR) and _local_missing(extra, base):
             problems.append((["corpus", "include", i], f"file not found: {extra}"))
+    judge_audit = params["report"]["judge_audit"]
+    if judge_audit and _local_missing(judge_audit, base):
+        problems.append((["report", "judge_audit"], f"file not found: {judge_audit} (write it with `polyrefusal "
+                                                    "judge --audit-import REVIEWED.csv --audit-report FILE.json`)"))
     for section, role in (("respond", "chosen_model"), ("respond", "rejected_model"),
                           ("rainbow", "mutator"), ("rainbow", "target")):
         spec = (params.get(section) or {}).get(role)
@@ -582,6 +586,14 @@ def slice_path(dotted: str, directory: str = SLICE_DIR) -> str:
         raise UserError(f"params key {dotted!r} is {dotted.count('.') + 1} levels deep: a stage may depend "
                         f"on a section or one entry of it ({SLICE_DEPTH} levels)", file="rules/common.smk")
     return f"{directory}/{dotted}.json"
+
+
+def slice_key(path: str, directory: str = SLICE_DIR) -> str | None:
+    """The params key whose file `path` is (`slice_path`'s inverse), None for any other path."""
+    prefix, suffix = directory + "/", ".json"
+    if path.startswith(prefix) and path.endswith(suffix) and "/" not in path[len(prefix):]:
+        return path[len(prefix):-len(suffix)]
+    return None
 
 
 def slices(params: dict) -> dict[str, str]:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ..helpers.report import CONFIGS, GROUPS, LANGS, LONG_ANSWER, make_project, run_report
 
@@ -189,8 +190,9 @@ def test_judge_accuracy_sits_next_to_every_asr(built):
 
 def test_a_reviewed_audit_updates_the_judge_accuracy(tmp_path):
     """The human-audit round trip: a reviewed sample imported with `polyrefusal judge
-    --audit-import ... --audit-report results/audit/judge_accuracy.json` replaces the shipped
-    figure for the languages it covers (here sl: 3 of 4 right), the others keep theirs."""
+    --audit-import ... --audit-report FILE.json`, named in params as `report.judge_audit`,
+    replaces the shipped figure for the languages it covers (here sl: 3 of 4 right), the others
+    keep theirs. A report file that params do not name is not read (no hidden input)."""
     import pandas as pd
 
     from polyrefusal import cli
@@ -206,8 +208,14 @@ def test_a_reviewed_audit_updates_the_judge_accuracy(tmp_path):
                                                 ("safe", "unsafe")])]
     reviewed = tmp_path / "reviewed.csv"
     write_records(reviewed, rows)
-    out = root / "results" / "audit" / "judge_accuracy.json"
+    out = root / "audit" / "judge_accuracy.json"
     assert cli.main(["judge", "--audit-import", str(reviewed), "--audit-report", str(out)]) == 0
+    run_report(root)
+    asr = pd.read_csv(root / "results" / "scores" / "asr.csv").drop_duplicates("lang").set_index("lang")
+    assert asr.loc["sl", "judge_accuracy_source"] == "frozen set"  # not named in params: not read
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params.setdefault("report", {})["judge_audit"] = str(out)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_report(root)
     asr = pd.read_csv(root / "results" / "scores" / "asr.csv").drop_duplicates("lang").set_index("lang")
     assert asr.loc["sl", "judge_accuracy"] == pytest.approx(0.75)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ..helpers.models import tiny_model_dir
 from ..helpers.project import ROOT, env
 
 torch = pytest.importorskip("torch")
@@ -44,15 +45,8 @@ def make_tiny(root: Path) -> tuple[Path, Path, Path]:
     """An untrained tiny Llama + tokenizer, English training pairs, and a params file."""
     from polyrefusal import seed
     from polyrefusal.stages.pairs import to_trl
-    from polyrefusal.training.embedded import build_model, build_tokenizer, seed_examples
 
-    texts, _ = seed_examples(["en"])
-    tok = build_tokenizer(texts, 300)
-    model = build_model(tok, dict(seed=0, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                  num_attention_heads=2, max_position_embeddings=256))
-    base = root / "base"
-    model.save_pretrained(base)
-    tok.save_pretrained(base)
+    base = tiny_model_dir(root / "base", vocab_size=300, max_positions=256)
     pairs = root / "pairs"
     pairs.mkdir()
     with open(pairs / "en.train.jsonl", "w", encoding="utf-8") as fh:

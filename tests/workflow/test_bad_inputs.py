@@ -206,6 +206,8 @@ ROWS = [
         params={"audit_models": {"base": {"path": "owner/model", "gpus": 0}}}),
     Row("params-corpus-include-missing", CORPUS, ("params.yaml:", "field 'corpus.include'", "file not found"),
         params={"corpus.include": ["data/nope.jsonl"]}),
+    Row("params-judge-audit-missing", CORPUS, ("params.yaml:", "field 'report.judge_audit'", "file not found"),
+        params={"report.judge_audit": "audit/reviewed.json"}),
     Row("params-unknown-judge", ["judge", "--params", "params.yaml", "--fields", "chosen", "data/in.jsonl",
                                  "results/judged/en.parquet"],
         ("params.yaml:", "field 'judge.judges'", "unknown judge 'refusal_lexicom'"),

@@ -8,10 +8,11 @@ or marked ``skip`` are ignored) and optionally ``human_refused`` (yes/no).
 ``import_reviewed`` reads the file back and reports, for each judge (and the ensemble label
 ``label``), its accuracy and Cohen's kappa against the humans, overall and per language.
 
-Written to ``results/audit/judge_accuracy.json`` (``polyrefusal judge --audit-import FILE.csv
---audit-report results/audit/judge_accuracy.json``), that report updates the judge accuracy
-the report shows next to every ASR: ``audited_accuracy`` reads it, and the report prefers its
-per-language figures to the table shipped with the judge.
+Written by ``polyrefusal judge --audit-import FILE.csv --audit-report FILE.json`` and named in
+params (``report.judge_audit: FILE.json``: an input of the report stage, so a new review reruns
+it in Snakemake and DVC alike), that report updates the judge accuracy the report shows next to
+every ASR: ``audited_accuracy`` reads it, and the report prefers its per-language figures to
+the table shipped with the judge.
 """
 
 from __future__ import annotations
@@ -19,15 +20,12 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from pathlib import Path
 
 from ..errors import UserError
 from ..io import read_records, write_records
 from .agreement import PARSED, _verdicts, cohen_kappa
 
 HUMAN = "human_label"
-#: Where a reviewed audit's report goes so that the report stage finds it (under results/).
-AUDIT_ACCURACY = Path("audit") / "judge_accuracy.json"
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 

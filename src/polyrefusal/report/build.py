@@ -47,8 +47,8 @@ class Options:
     truncate: int = 80
     fluency_judge: str | None = None
     fluency_options: dict = field(default_factory=dict)
-    #: a reviewed human audit's report (``polyrefusal judge --audit-import``); default
-    #: ``<results>/audit/judge_accuracy.json`` beside ``eval_dir``, used when it exists
+    #: a reviewed human audit's report (``polyrefusal judge --audit-import``; params
+    #: ``report.judge_audit``, an input of the report rule), or None
     audit_report: Path | None = None
 
     @property
@@ -313,7 +313,7 @@ def judge_accuracy(opts: Options, langs: list[str]) -> dict[str, dict]:
     source}}``. Reviewed human-audit labels win where they cover a language; otherwise the
     table shipped with the judge (refusal_lexicon: its frozen evaluation set,
     ``polyrefusal/data/lexicon/accuracy.json``). A language with neither is left out."""
-    from ..judges.audit import AUDIT_ACCURACY, audited_accuracy
+    from ..judges.audit import audited_accuracy
     from ..judges.refusal_lexicon import measured_accuracy
 
     judge = asr_judge(opts.params)
@@ -322,8 +322,7 @@ def judge_accuracy(opts: Options, langs: list[str]) -> dict[str, dict]:
         table = measured_accuracy()
         for lang, v in (table.get("per_language") or {}).items():
             out[lang] = {**v, "source": "frozen set"}
-    path = opts.audit_report or opts.eval_dir.parent / AUDIT_ACCURACY
-    audit = _optional_json(Path(path)) if judge else None
+    audit = read_json(opts.audit_report) if judge and opts.audit_report else None
     if audit:
         for lang, v in audited_accuracy(audit, judge).items():
             out[lang] = {**v, "source": "human audit"}
@@ -543,8 +542,8 @@ def judge_accuracy_note(params: dict, jacc: dict, langs: list[str]) -> str:
     judge = asr_judge(params)
     if not jacc:
         return (f"The accuracy of judge `{judge}` is not measured for these languages: read every ASR "
-                "with that in mind (a reviewed human audit, `polyrefusal judge --audit-import ... "
-                "--audit-report results/audit/judge_accuracy.json`, fills it in).")
+                "with that in mind (a reviewed human audit fills it in: `polyrefusal judge --audit-import ... "
+                "--audit-report FILE.json`, then params `report.judge_audit: FILE.json`).")
     worst = min(jacc, key=lambda lang: jacc[lang]["accuracy"])
     missing = [lang for lang in langs if lang not in jacc]
     return (f"Judge `{judge}`: accuracy per language from "

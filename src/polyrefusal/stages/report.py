@@ -62,6 +62,7 @@ def run(args):
         show_full_answers=bool(args.show_full_answers or cfg["show_full_answers"]),
         truncate=int(args.truncate or cfg["truncate_answers"]),
         fluency_judge=cfg["fluency_judge"], fluency_options=cfg["fluency_options"] or {},
+        audit_report=opt_dir(cfg["judge_audit"]),
     )
     head = build(opts)
     log.info("report: mean ASR %s", head.get("mean_asr"))

@@ -53,7 +53,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from ..params import SLICE_DIR, load_params, write_slices
+from ..params import SLICE_DIR, load_params, slice_key, write_slices
 
 log = logging.getLogger(__name__)
 
@@ -248,17 +248,15 @@ def stale_params_keys(root: Path, stages: list) -> list[str]:
     as it is now (see the module docstring): DVC compares a stage with the file, which only
     stage validate rewrites, so a value edited since then is found here."""
     from ..dvc_yaml import PARAMS_FILE
-    from ..params import slices
+    from ..params import slice_key, slice_path, slices
 
-    prefix = SLICE_DIR + "/"
-    read = {d.def_path[len(prefix):-len(".json")] for s in stages for d in s.deps
-            if d.def_path.startswith(prefix) and d.def_path.endswith(".json")}
+    read = {slice_key(d.def_path) for s in stages for d in s.deps} - {None}
     if not read:
         return []
     now = slices(load_params(root / PARAMS_FILE))
     stale = []
     for key in sorted(read):
-        path = root / SLICE_DIR / f"{key}.json"
+        path = root / slice_path(key)
         if now.get(key) is None or not path.is_file() or path.read_text(encoding="utf-8") != now[key]:
             stale.append(key)
     return stale
@@ -354,7 +352,7 @@ def not_produced(root: Path, stage, ordering_only: set[str] = frozenset()) -> li
             if mtime is not None and mtime > last_end + MTIME_SLACK:
                 problems.append(f"{out.def_path}: changed after the job that keeps it ended")
     for dep in stage.deps:
-        if dep.def_path in ordering_only or dep.def_path.startswith(SLICE_DIR + "/"):
+        if dep.def_path in ordering_only or slice_key(dep.def_path) is not None:
             continue
         if dep.status():
             mtime = _newest_mtime(Path(dep.fs_path))
