@@ -209,6 +209,10 @@ def test_parse_categories():
     assert parse_categories("S1, S10,S3: Sex Crimes") == ["S1", "S10", "S3"]
     assert parse_categories("None") == [] and parse_categories(None) == []
     assert parse_categories("Hate; Elections") == ["S10", "S13"]
+    # names are whole phrases, by either naming (the template's or the taxonomy's), in order
+    assert parse_categories("Non-Violent Crimes") == ["S2"]
+    assert parse_categories("Privacy and Sex-Related Crimes") == ["S7", "S3"]
+    assert parse_categories("Suicide & Self-Harm") == ["S11"]
     assert parse_categories("S0, S15") == []
 
 
