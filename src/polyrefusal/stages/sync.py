@@ -53,7 +53,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from ..params import SLICE_DIR, load_params, slice_key, write_slices
+from ..params import SLICE_DIR, load_params, slice_key, slice_path, slices, write_slices
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,6 @@ def stale_params_keys(root: Path, stages: list) -> list[str]:
     as it is now (see the module docstring): DVC compares a stage with the file, which only
     stage validate rewrites, so a value edited since then is found here."""
     from ..dvc_yaml import PARAMS_FILE
-    from ..params import slice_key, slice_path, slices
 
     read = {slice_key(d.def_path) for s in stages for d in s.deps} - {None}
     if not read:
