@@ -112,9 +112,10 @@ CODE = {
     "report": ["stages/report.py", "report", "scoring", "training/curves.py"],
 }
 
-#: params.yaml keys (dotted; {wildcard} filled per job) each rule's command reads: DVC's
-#: `params:` of the stage, and in Snakemake rule params that are there only so that a changed
-#: value reruns the job (its `params` rerun trigger); no command reads them as arguments.
+#: params.yaml keys (dotted; {wildcard} filled per job) each rule's command reads: in DVC a
+#: dependency on the key's file of params.yaml split by key (logs/params/KEY.json, written by
+#: rule validate), and in Snakemake rule params that are there only so that a changed value
+#: reruns the job (its `params` rerun trigger); no command reads them as arguments.
 #: A key absent from params.yaml is left out on both sides.
 PARAMS = {
     "validate": [],  # reads params.yaml whole: the file is its input

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
-from .params import SLICE_DIR, slice_key
+from .params import SLICE_DIR, slice_key, slice_path
 
 DVC_YAML = "dvc.yaml"
 #: dvc.yaml's top-level params file: `dvc params diff` and `dvc exp show` show all of it
@@ -76,8 +76,6 @@ class Stage:
     @property
     def dvc_deps(self) -> list[str]:
         """The dependencies as DVC gets them: the data and code, then one file per params key."""
-        from .params import slice_path
-
         return list(self.deps) + [slice_path(key) for key in self.params]
 
     def as_yaml(self) -> dict:
