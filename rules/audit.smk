@@ -7,7 +7,7 @@ rule audit_model:
     output:
         directory("results/models/{audit}"),
     params:
-        **tracked("audit_model"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("audit_model"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
     log:
         "logs/audit_model/{audit}.log",
     benchmark:

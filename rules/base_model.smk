@@ -5,7 +5,7 @@ rule base_model:
         directory("results/models/base"),
     params:
         gpus=gpus("base_model"),
-        **tracked("base_model"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("base_model"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
     threads: 1
     resources:
         gpu=gpus("base_model"),

@@ -8,7 +8,7 @@ rule capability:
         "results/capability/{model}.json",
     params:
         gpus=gpus("capability"),
-        **tracked("capability"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("capability"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
     threads: 1
     resources:
         gpu=gpus("capability"),

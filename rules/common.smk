@@ -85,88 +85,20 @@ def every_output():
 
 
 # ---------------------------------------------------------------------------------------------
-# What each stage depends on besides its data inputs, declared once here. The rules read these
-# tables, and `polyrefusal dvc-yaml` writes dvc.yaml from the jobs of this DAG (src/polyrefusal/
-# dvc_yaml.py), so Snakemake and DVC rerun a stage for the same reasons.
-
-#: Source files and data (under src/polyrefusal/; a directory means its files) each rule's
-#: command reads: an input of the rule, so editing one reruns the stage in both tools.
-CODE = {
-    "validate": ["stages/validate.py", "params.py", "schemas/params.schema.yaml"],
-    "corpus": ["stages/corpus.py", "corpus", "io.py", "hub.py", "seed.py", "data/seed"],
-    "rainbow": ["stages/rainbow.py", "rainbow.py", "generate", "judges", "data/lexicon", "training/models.py"],
-    "translate": ["stages/translate.py", "translate"],
-    "respond": ["stages/respond.py", "generate", "chat_format.py"],
-    "judge": ["stages/judge.py", "judges", "data/lexicon"],
-    "split": ["stages/split.py", "protocol.py"],
-    "pairs": ["stages/pairs.py", "protocol.py"],
-    "base_model": ["stages/base_model.py", "training/embedded.py", "training/models.py", "chat_format.py",
-                   "data/seed"],
-    "audit_model": ["stages/base_model.py", "training/models.py"],
-    "train": ["stages/train.py", "training/dpo.py", "training/ref_logps.py", "training/curves.py",
-              "training/models.py", "chat_format.py"],
-    "generate": ["stages/generate.py", "generate", "training/models.py", "chat_format.py"],
-    "evaluate": ["stages/evaluate.py", "stages/judge.py", "judges", "data/lexicon", "scoring/langid.py",
-                 "scoring/metrics.py", "scoring/stats.py"],
-    "capability": ["stages/capability.py", "scoring/capability.py", "training/models.py", "data/capability"],
-    "report": ["stages/report.py", "report", "scoring", "training/curves.py"],
-}
-
-#: params.yaml keys (dotted; {wildcard} filled per job) each rule's command reads: in DVC a
-#: dependency on the key's file of params.yaml split by key (logs/params/KEY.json, written by
-#: rule validate), and in Snakemake rule params that are there only so that a changed value
-#: reruns the job (its `params` rerun trigger); no command reads them as arguments.
-#: A key absent from params.yaml is left out on both sides.
-PARAMS = {
-    "validate": [],  # reads params.yaml whole: the file is its input
-    "corpus": ["corpus", "source_language"],
-    "rainbow": ["rainbow", "corpus", "source_language"],
-    "translate": ["translate", "source_language"],
-    "respond": ["respond"],
-    "judge": ["judge", "pairs.unsafe_prompts_only"],
-    "split": ["split"],
-    "pairs": ["pairs"],
-    "base_model": ["base_model", "languages"],
-    "audit_model": ["audit_models.{audit}"],
-    "train": ["dpo", "config_defs.{config}"],
-    "generate": ["generation", "languages"],
-    "evaluate": ["evaluate", "judge.options", "languages"],
-    "capability": ["capability", "languages"],
-    "report": ["report", "languages", "train_configs", "audit_models"],
-}
-
-#: Outputs DVC declares beyond Snakemake's: state that survives reruns (the translation
-#: memory, the response cache, the rainbow archive), named by the rule param holding the path.
-#: Snakemake does not declare them, so that it never deletes them before a rerun; DVC keeps
-#: them with `persist: true`.
-PERSIST = {"translate": "memory", "generate": "cache", "rainbow": "archive"}
+# What each stage reads besides its data inputs (CODE, PARAMS, PERSIST) is declared once, in
+# polyrefusal.stage_inputs. The rules read those tables here, and `polyrefusal dvc-yaml` writes
+# dvc.yaml from the jobs of this DAG (src/polyrefusal/dvc_yaml.py), so Snakemake and DVC rerun
+# a stage for the same reasons.
+from polyrefusal.stage_inputs import CODE, PARAMS, PERSIST, code_files, lookup
 
 
 def code(rule):
-    """The files under src/polyrefusal/ that CODE names for `rule`, directories expanded (byte
-    code left out, as .dvcignore does for DVC): Snakemake dates a directory input by the
-    directory's own mtime, which editing a file inside does not change. dvc.yaml names CODE's
-    entries as they are (a package: one directory dependency)."""
-    from pathlib import Path
-
-    from polyrefusal.dvc_yaml import PACKAGE
-
-    package = Path(PACKAGE)
-    files = []
-    for entry in CODE[rule]:
-        path = package / entry
-        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        files += [str(p) for p in found if p.suffix != ".pyc" and "__pycache__" not in p.parts]
-    return files
+    """The files of the code `rule` reads (CODE, directories expanded): an input of its jobs."""
+    return code_files(rule)
 
 
 def _lookup(key):
-    node = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    return lookup(config, key)
 
 
 def _param_name(key):

@@ -5,7 +5,7 @@ rule corpus:
     output:
         "results/corpus/source.parquet",
     params:
-        **tracked("corpus"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("corpus"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
     log:
         "logs/corpus.log",
     benchmark:

@@ -8,7 +8,7 @@ rule evaluate:
         directory("results/eval/{model}"),
     params:
         gpus=gpus("evaluate"),
-        **tracked("evaluate"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("evaluate"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
     threads: 1
     resources:
         gpu=gpus("evaluate"),

@@ -7,7 +7,7 @@ rule generate:
         directory("results/answers/{model}"),
     params:
         gpus=gpus("generate"),
-        **tracked("generate"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("generate"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
         cache=lambda w: f"{config['generation']['cache_dir']}/{w.model}",
     threads: 1
     resources:

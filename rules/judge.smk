@@ -8,7 +8,7 @@ rule judge:
         gpus=gpus("judge"),
         # the prompt itself too where only prompts the judges find unsafe are kept (RefusEU)
         fields="chosen,rejected,prompt" if config["pairs"]["unsafe_prompts_only"] else "chosen,rejected",
-        **tracked("judge"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("judge"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
     threads: 1
     resources:
         gpu=gpus("judge"),

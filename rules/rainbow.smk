@@ -10,7 +10,7 @@ rule rainbow:
         "results/rainbow/generated.parquet",
     params:
         gpus=gpus("rainbow"),
-        **tracked("rainbow"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("rainbow"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
         archive="results/rainbow/archive",
     threads: 1
     resources:

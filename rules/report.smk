@@ -40,7 +40,7 @@ rule report:
             for f in FIGURES
         ],
     params:
-        **tracked("report"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("report"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
     log:
         "logs/report.log",
     benchmark:

@@ -7,7 +7,7 @@ rule respond:
     params:
         gpus=gpus("respond"),
         backend=config["respond"]["backend"],
-        **tracked("respond"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("respond"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
     threads: 1
     resources:
         gpu=gpus("respond"),

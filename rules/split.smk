@@ -9,7 +9,7 @@ rule split:
         seed=config["split"]["seed"],
         # RefusEU tests 100 prompts per hazard category (the paper preset); absent: all
         per_category=optional_flag("--test-per-category", config["split"].get("test_per_category")),
-        **tracked("split"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("split"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
     log:
         "logs/split.log",
     benchmark:

@@ -7,7 +7,7 @@ rule train:
         directory("results/models/{config}"),
     params:
         gpus=gpus("train"),
-        **tracked("train"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("train"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
     threads: 1
     resources:
         gpu=gpus("train"),

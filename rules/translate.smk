@@ -10,7 +10,7 @@ rule translate:
         gpus=gpus("translate"),
         backend=config["translate"]["backend"],
         source=SRC,
-        **tracked("translate"),  # rerun triggers only: PARAMS in common.smk
+        **tracked("translate"),  # rerun triggers only: PARAMS in polyrefusal/stage_inputs.py
         memory=lambda w: f"{config['translate']['memory_dir']}/{w.lang}",
     threads: 1
     resources:

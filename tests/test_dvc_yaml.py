@@ -51,9 +51,12 @@ def test_dvc_runs_snakemakes_commands_byte_for_byte(tmp_path, preset):
     assert len(stages) == len(dvc), "two DVC stages run the same command"
     assert dvc == smk, (f"only in DVC: {sorted(dvc - smk)[:3]}; only in Snakemake: {sorted(smk - dvc)[:3]}")
     deps = {d.def_path for d in stages["generate-base"].deps}
-    # a package as one directory for DVC (hashed whole), each of its files for Snakemake
-    assert "src/polyrefusal/generate" in deps and "src/polyrefusal/stages/generate.py" in deps
-    assert {"src/polyrefusal/stages/pairs.py", "results/split/assignment.json"} <= {
+    # the code a rule reads reaches DVC through the rule's input digest, which stage validate
+    # writes; validate depends on every package as one directory (hashed whole, once)
+    assert "logs/inputs/generate.json" in deps and not [d for d in deps if d.startswith("src/")]
+    assert {"src/polyrefusal/generate", "src/polyrefusal/stages/generate.py"} <= {
+        d.def_path for d in stages["validate"].deps}
+    assert {"logs/inputs/pairs.json", "results/split/assignment.json"} <= {
         d.def_path for d in stages["pairs-en"].deps}
     # the pairs a configuration trains on, not the whole directory (which DVC would re-hash per stage)
     train = {d.def_path for d in stages["train-single_de"].deps}
@@ -73,10 +76,12 @@ def test_persist_metrics_and_plots_are_declared():
     assert "results/report/plots/training_curves.png" in plots
     # rainbow's models come from params (rainbow.mutator/target), here: disabled, so none
     assert not [d for d in doc["rainbow"].get("deps", []) if d.startswith("results/")]
-    # params keys are dependencies on params.yaml split by key (written by stage validate)
+    # params keys are in the rule's input digest, or, varying by job, dependencies on
+    # params.yaml split by key (both written by stage validate)
     assert "params" not in doc["train-balanced"]
-    assert doc["train-balanced"]["deps"][-2:] == ["logs/params/dpo.json", "logs/params/config_defs.balanced.json"]
+    assert doc["train-balanced"]["deps"][-2:] == ["logs/inputs/train.json", "logs/params/config_defs.balanced.json"]
     assert {"logs/params": {"persist": True}} in doc["validate"]["outs"]
+    assert {"logs/inputs": {"persist": True}} in doc["validate"]["outs"]
 
 
 @pytest.mark.parametrize("edit, expect", [
@@ -84,23 +89,29 @@ def test_persist_metrics_and_plots_are_declared():
     (lambda p: p.joinpath("rules/split.smk").write_text(
         p.joinpath("rules/split.smk").read_text().replace("--seed {params.seed}", "--seed  {params.seed}")),
      "stale"),
-    # a rule's code dependencies changed (rules/common.smk CODE)
-    (lambda p: p.joinpath("rules/common.smk").write_text(
-        p.joinpath("rules/common.smk").read_text().replace('"split": ["stages/split.py", "protocol.py"]',
-                                                           '"split": ["stages/split.py", "protocol.py", "io.py"]')),
+    # a rule's code dependencies changed (CODE in polyrefusal/stage_inputs.py): validate hashes io.py
+    # already, so the new entry shows in dvc.yaml as a code dependency of validate's
+    (lambda p: p.joinpath("src/polyrefusal/stage_inputs.py").write_text(
+        p.joinpath("src/polyrefusal/stage_inputs.py").read_text().replace(
+            '"split": ["stages/split.py", "protocol.py"]', '"split": ["stages/split.py", "protocol.py", "stages/export.py"]')),
      "stale"),
     # a hand edit of dvc.yaml
     (lambda p: p.joinpath("dvc.yaml").write_text(
         p.joinpath("dvc.yaml").read_text().replace("    - src/polyrefusal/stages/split.py\n", "", 1)), "stale"),
+    (lambda p: p.joinpath("dvc.yaml").write_text(
+        p.joinpath("dvc.yaml").read_text().replace("    - logs/inputs/split.json\n", "    - logs/inputs/pairs.json\n", 1)),
+     "stale"),
 ])
 def test_check_fails_on_a_stale_dvc_yaml(tmp_path, edit, expect):
     proj = copy_project(tmp_path / "p", preset=None)
     edit(proj)
-    proc = run_cli(["polyrefusal", "dvc-yaml", "--check"], cwd=proj, check=False)
+    # the copy's package, not the checkout's (CODE is in it)
+    cli = ["env", f"PYTHONPATH={proj / 'src'}", "polyrefusal", "dvc-yaml"]
+    proc = run_cli([*cli, "--check"], cwd=proj, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "dvc.yaml" in proc.stderr and expect in proc.stderr
-    run_cli(["polyrefusal", "dvc-yaml"], cwd=proj)
-    assert run_cli(["polyrefusal", "dvc-yaml", "--check"], cwd=proj).returncode == 0
+    run_cli(cli, cwd=proj)
+    assert run_cli([*cli, "--check"], cwd=proj).returncode == 0
 
 
 def test_differences_name_commands_deps_params_and_outs():
@@ -118,8 +129,9 @@ def test_differences_name_commands_deps_params_and_outs():
 
 
 def test_both_tools_rerun_a_stage_whose_code_changed(tmp_path):
-    """The code a rule declares (rules/common.smk CODE) reruns it in Snakemake and in DVC alike,
-    and nothing upstream."""
+    """The code a rule declares (CODE in polyrefusal/stage_inputs.py) reruns it in Snakemake and in
+    DVC alike, and nothing upstream: in DVC, first stage validate (which depends on all the code)
+    rewrites the rule's input digest, then the stage alone is out of date."""
     proj = copy_project(tmp_path / "p", preset=None)
     run_cli(["snakemake", "--cores", "1", "logs/params.valid", "results/split/assignment.json"], cwd=proj)
     run_cli(["polyrefusal", "sync", "--commit", "validate", "corpus", "split"], cwd=proj)
@@ -128,18 +140,25 @@ def test_both_tools_rerun_a_stage_whose_code_changed(tmp_path):
     code.write_text(code.read_text() + "\n# edited\n")
     plan = run_cli(["snakemake", "-n", "results/split/assignment.json", "--quiet", "rules"], cwd=proj).stdout
     assert re.search(r"^split\s+1$", plan, re.M) and not re.search(r"^corpus\s", plan, re.M), plan
-    status = yaml.safe_load(run_cli(["dvc", "status", "--json", "split"], cwd=proj).stdout)
-    assert list(status) == ["split"], status
+    status = yaml.safe_load(run_cli(["dvc", "status", "--json", "validate", "corpus", "split"], cwd=proj).stdout)
+    assert list(status) == ["validate"], status
+    corpus_digest = proj / "logs/inputs/corpus.json"
+    before = corpus_digest.stat().st_mtime_ns
+    run_cli(["dvc", "repro", "--single-item", "validate"], cwd=proj)
+    assert corpus_digest.stat().st_mtime_ns == before  # an unchanged rule's digest keeps its bytes and date
+    status = yaml.safe_load(run_cli(["dvc", "status", "--json", "corpus", "split"], cwd=proj).stdout)
+    assert status == {"split": [{"changed deps": {"logs/inputs/split.json": "modified"}}]}, status
 
 
 def test_both_tools_rerun_exactly_the_stages_of_a_changed_params_key(tmp_path):
-    """A changed params value reruns the stages that read its key (PARAMS in rules/common.smk),
-    in Snakemake (its params rerun trigger) and in DVC (the key's file, rewritten by stage
-    validate, changed), and nothing else: the file of an unchanged key keeps its bytes and date."""
+    """A changed params value reruns the stages that read its key (PARAMS in
+    polyrefusal/stage_inputs.py), in Snakemake (its params rerun trigger) and in DVC (the digest
+    of the rules that read it, rewritten by stage validate, changed), and nothing else: the digest
+    of a rule that does not read it keeps its bytes and date."""
     proj = copy_project(tmp_path / "p", preset=None)
     run_cli(["snakemake", "--cores", "1", "logs/params.valid", "results/split/assignment.json"], cwd=proj)
     run_cli(["polyrefusal", "sync", "--commit", "validate", "corpus", "split"], cwd=proj)
-    corpus_key = proj / "logs/params/corpus.json"
+    corpus_key = proj / "logs/inputs/corpus.json"
     before = corpus_key.stat().st_mtime_ns
     params = proj / "params.yaml"
     params.write_text(params.read_text().replace("  seed: 13\n", "  seed: 14\n", 1))
@@ -150,9 +169,10 @@ def test_both_tools_rerun_exactly_the_stages_of_a_changed_params_key(tmp_path):
     assert list(status) == ["validate"], status
     run_cli(["dvc", "repro", "--single-item", "validate"], cwd=proj)
     assert json.loads((proj / "logs/params/split.json").read_text())["seed"] == 14
+    assert json.loads((proj / "logs/inputs/split.json").read_text())["params"]["split"]["seed"] == 14
     assert corpus_key.stat().st_mtime_ns == before
     status = yaml.safe_load(run_cli(["dvc", "status", "--json", "corpus", "split"], cwd=proj).stdout)
-    assert status == {"split": [{"changed deps": {"logs/params/split.json": "modified"}}]}, status
+    assert status == {"split": [{"changed deps": {"logs/inputs/split.json": "modified"}}]}, status
 
 
 def test_a_reviewed_audit_named_in_params_is_an_input_of_the_report(tmp_path):

@@ -584,7 +584,7 @@ def slice_path(dotted: str, directory: str = SLICE_DIR) -> str:
     """The file holding the value of params key `dotted` (a section or one of its entries)."""
     if dotted.count(".") >= SLICE_DEPTH:
         raise UserError(f"params key {dotted!r} is {dotted.count('.') + 1} levels deep: a stage may depend "
-                        f"on a section or one entry of it ({SLICE_DEPTH} levels)", file="rules/common.smk")
+                        f"on a section or one entry of it ({SLICE_DEPTH} levels)", file="src/polyrefusal/stage_inputs.py")
     return f"{directory}/{dotted}.json"
 
 

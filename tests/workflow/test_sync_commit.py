@@ -80,3 +80,16 @@ def test_a_file_no_job_made_is_reported_and_plain_commit_adopts_it_on_purpose(ra
     assert proc.returncode == 2
     assert "results/split/assignment.json: no Snakemake job made it" in proc.stderr
     assert "1 stage(s) recorded" in commit(ran, "split").stdout  # a person's explicit choice
+
+
+def test_sync_check_refuses_code_edited_since_the_digests_were_written(ran):
+    """DVC compares a stage with its rule's input digest, which only stage validate rewrites: a
+    code edit since then is found by `sync --check`, naming the rule and the file, before DVC's
+    status could call the stage unchanged."""
+    commit(ran, "--produced", *STAGES)
+    assert "match dvc.lock" in run_cli(["polyrefusal", "sync", "--check"], cwd=ran).stdout
+    code = ran / "src/polyrefusal/stages/split.py"
+    code.write_text(code.read_text() + "\n# edited after the run\n")
+    proc = run_cli(["polyrefusal", "sync", "--check"], cwd=ran, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "code changed since the locked stages ran: split (src/polyrefusal/stages/split.py)" in proc.stderr

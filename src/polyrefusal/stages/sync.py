@@ -35,12 +35,16 @@ dependency was last modified. Anything else (a result edited by hand, a file cop
 results/, outputs older than the code or data they depend on) is listed, and nothing is
 recorded: DVC's `commit --force` would launder it into dvc.lock.
 
-A stage's params keys are dependencies on params.yaml split by key (logs/params/KEY.json,
-written by stage validate; see polyrefusal.params.slices). Snakemake reruns a job on a changed
-value through its own params trigger, and writes those files in no order relative to the job,
-so their dates say nothing about the job: they are not compared with its end. Before recording,
-`--commit` brings them up to date with params.yaml (only files whose bytes change are written):
-a stage is never recorded against a value it did not run with, and a run that left them stale
+A stage's code and params keys are, for DVC, its rule's input digest (logs/inputs/RULE.json)
+and, for keys that vary by job, params.yaml split by key (logs/params/KEY.json), all written by
+stage validate (see polyrefusal.stage_inputs). Snakemake reruns a job on changed code through
+its code inputs and on a changed value through its params trigger, and writes those files in no
+order relative to the job, so their dates say nothing about the job: they are not compared with
+its end. What is compared instead is each code file the digest says changed (against the
+digest's bytes that dvc.lock records, from DVC's cache): a file edited after the job that read
+it ended is reported as before. Before recording, `--commit` brings the digests and the split up
+to date with the code and params.yaml (only files whose bytes change are written): a stage is
+never recorded against code or a value it did not run with, and a run that left them stale
 (validate not among its targets) is refused by `--produced` as validate's changed output.
 """
 
@@ -54,6 +58,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..params import SLICE_DIR, load_params, slice_key, slice_path, slices, write_slices
+from ..stage_inputs import INPUTS_DIR, changed_code, code_files, digest, digest_rule, digest_text, write_digests
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +161,16 @@ def verify(root: Path) -> dict:
         changed_keys = stale_params_keys(root, [stages[name] for name in locked])
         if changed_keys:
             raise UserError(f"params.yaml changed since the locked stages ran: {', '.join(changed_keys[:MAX_LISTED])} "
+                            "(rerun the stages that read them: `snakemake` or `dvc repro`)", file=str(root / "params.yaml"))
+        stale = stale_digests(root, [stages[name] for name in locked])
+        edited = [(rule, files) for rule, files, _ in stale if files]
+        if edited:
+            raise UserError("code changed since the locked stages ran: "
+                            + "; ".join(f"{rule} ({', '.join(files[:3])})" for rule, files in edited[:MAX_LISTED])
+                            + " (rerun the stages that read it: `snakemake` or `dvc repro`)", file=edited[0][1][0])
+        keys = sorted({k for _, _, ks in stale for k in ks})
+        if keys:
+            raise UserError(f"params.yaml changed since the locked stages ran: {', '.join(keys[:MAX_LISTED])} "
                             "(rerun the stages that read them: `snakemake` or `dvc repro`)", file=str(root / "params.yaml"))
         full = _stage_status(repo, list(stages.values()))
         wanted = set(locked)
@@ -261,13 +276,58 @@ def stale_params_keys(root: Path, stages: list) -> list[str]:
     return stale
 
 
-def refresh_params_slices(root: Path) -> None:
-    """params.yaml split by key, as it is now (see the module docstring): files whose bytes
-    change are rewritten, the others keep their dates."""
+def stale_digests(root: Path, stages: list) -> list[tuple[str, list[str], list[str]]]:
+    """The rules, read by `stages` through their input digest, whose digest file differs from
+    their code and params.yaml as they are now, each as (rule, code files changed, params keys
+    changed): DVC compares a stage with the file, which only stage validate rewrites, so an
+    edit since then is found here. (A digest whose old bytes are unreadable counts as changed
+    code, all of it.)"""
+    import json
+
     from ..dvc_yaml import PARAMS_FILE
 
+    rules = sorted({digest_rule(d.def_path) for s in stages for d in s.deps} - {None})
+    if not rules:
+        return []
+    params = load_params(root / PARAMS_FILE)
+    stale = []
+    for rule in rules:
+        path = root / INPUTS_DIR / f"{rule}.json"
+        old = path.read_text(encoding="utf-8") if path.is_file() else None
+        now = digest(rule, params, root)
+        if old == digest_text(now):
+            continue
+        files = changed_code(old, now)
+        try:
+            old_params = json.loads(old or "{}").get("params", {})
+        except (ValueError, AttributeError):
+            old_params = {}
+        keys = sorted(k for k in set(old_params) | set(now["params"]) if old_params.get(k) != now["params"].get(k))
+        stale.append((rule, list(now["code"]) if files is None else files, keys))
+    return stale
+
+
+def refresh_params_slices(root: Path) -> None:
+    """The rules' input digests and params.yaml split by key, as the code and params.yaml are
+    now (see the module docstring): files whose bytes change are rewritten, the others keep
+    their dates."""
+    from ..dvc_yaml import PARAMS_FILE
+
+    params = None
     if (root / SLICE_DIR).is_dir():
-        write_slices(load_params(root / PARAMS_FILE), root / SLICE_DIR)
+        params = load_params(root / PARAMS_FILE)
+        write_slices(params, root / SLICE_DIR)
+    if (root / INPUTS_DIR).is_dir():
+        write_digests(params or load_params(root / PARAMS_FILE), root / INPUTS_DIR, root)
+
+
+def _locked_text(repo, dep) -> str | None:
+    """The bytes dvc.lock records for file dependency `dep` (from DVC's cache), None if unknown."""
+    try:
+        path = repo.cache.local.oid_to_path(dep.hash_info.value)
+        return Path(path).read_text(encoding="utf-8")
+    except (AttributeError, TypeError, OSError, ValueError):
+        return None
 
 
 def gate_outs(repo) -> set[str]:
@@ -324,10 +384,22 @@ def _newest_mtime(path: Path) -> float | None:
 MTIME_SLACK = 1e-3
 
 
-def not_produced(root: Path, stage, ordering_only: set[str] = frozenset()) -> list[str]:
+def digests_now(root: Path):
+    """`rule -> its input digest as the code and params.yaml are now`, each computed once."""
+    import functools
+
+    from ..dvc_yaml import PARAMS_FILE
+
+    params = functools.cache(lambda: load_params(root / PARAMS_FILE))
+    return functools.cache(lambda rule: digest(rule, params(), root))
+
+
+def not_produced(root: Path, stage, ordering_only: set[str] = frozenset(), digest_now=None) -> list[str]:
     """Why the workspace state of `stage` (which differs from dvc.lock) is not a Snakemake
     job's output: one line per problem, empty if it is (see the module docstring). Deps in
-    `ordering_only` are not compared with the job's end."""
+    `ordering_only` are not compared with the job's end; `digest_now` is `digests_now(root)`,
+    shared by the calls of one commit."""
+    digest_now = digest_now or digests_now(root)
     problems, ends, kept = [], [], []
     for out in stage.outs:
         record = _metadata(root, out.def_path)
@@ -353,11 +425,29 @@ def not_produced(root: Path, stage, ordering_only: set[str] = frozenset()) -> li
     for dep in stage.deps:
         if dep.def_path in ordering_only or slice_key(dep.def_path) is not None:
             continue
+        rule = digest_rule(dep.def_path)
+        if rule is not None:
+            problems += _code_after(root, stage, dep, rule, first_end, digest_now)
+            continue
         if dep.status():
             mtime = _newest_mtime(Path(dep.fs_path))
             if mtime is not None and mtime > first_end + MTIME_SLACK:
                 problems.append(f"{dep.def_path}: changed after the job that used it ended "
                                 f"(its outputs are older than it)")
+    return problems
+
+
+def _code_after(root: Path, stage, dep, rule: str, end: float, digest_now) -> list[str]:
+    """For a changed input digest of `stage`: its code files edited after `end` (the files whose
+    md5 changed since the bytes dvc.lock records; all of the rule's when those are unknown)."""
+    if not dep.status():
+        return []
+    files = changed_code(_locked_text(stage.repo, dep), digest_now(rule))
+    problems = []
+    for rel in code_files(rule, root) if files is None else files:
+        mtime = _newest_mtime(root / rel)
+        if mtime is not None and mtime > end + MTIME_SLACK:
+            problems.append(f"{rel}: changed after the job that used it ended (its outputs are older than it)")
     return problems
 
 
@@ -386,7 +476,8 @@ def commit(root: Path, stages: list[str] | None = None, produced: bool = False) 
             if produced:
                 # the params check's marker: constant bytes, an ordering dependency for DVC only
                 gate = gate_outs(repo)
-                problems = [line for s in changed for line in not_produced(root, s, gate)]
+                now = digests_now(root)
+                problems = [line for s in changed for line in not_produced(root, s, gate, now)]
                 if problems:
                     raise UserError(
                         f"not recorded in dvc.lock: {len(problems)} change(s) no pipeline job made "
