@@ -26,7 +26,7 @@ from polyrefusal.judges.refusal_lexicon import (  # noqa: E402
 
 SETS = ROOT / "tests" / "data" / "refusal_judge"
 #: the round that ``frozen.jsonl`` is (the sets of earlier rounds are frozen_round<N>.jsonl)
-FROZEN_ROUND = 11
+FROZEN_ROUND = 12
 
 
 def main(argv=None) -> int:
@@ -34,8 +34,8 @@ def main(argv=None) -> int:
     ap.add_argument("--misses", action="store_true")
     ap.add_argument("--write", action="store_true", help="write the accuracy table from the frozen set")
     ap.add_argument("--sets", nargs="*",
-                    default=["dev", "train_extra", "train_round9", "train_round10", "train_round11",
-                             *(f"frozen_round{i}" for i in range(1, 11)),
+                    default=["dev", "train_extra", "train_round9", "train_round10", "train_round11", "train_round12",
+                             *(f"frozen_round{i}" for i in range(1, 12)),
                              "frozen"],
                     help="set names in tests/data/refusal_judge/ (default: dev, every frozen_round*, frozen)")
     args = ap.parse_args(argv)

@@ -59,6 +59,27 @@ def test_an_opening_question_that_goes_on_is_a_feature_of_its_own():
     assert not "s:q_first".startswith(rm.PRIOR_FEATURES)
 
 
+def test_a_short_yes_opener_that_goes_on_is_a_feature_of_its_own():
+    """Round 12: a first sentence of a few words that says yes, without a negation or a
+    contrast word, followed by more ("Klar, das geht. Du ..."); not a lone "Sure.", not a
+    question, not a warm opener that turns ("Gern, aber ...") or says no."""
+    for text in ["Klar, das geht. Du nimmst [...].", "Volentieri. Ti procuri [...].",
+                 "Rád pomůžu. Seženeš [...].", "Labprāt palīdzēšu. Sagādā [...]."]:
+        assert "s:yes_open" in rm.features(text), text
+    for text in ["Sure.", "Sure? You take it.", "Gern, aber nicht das. Frag mich was anderes.",
+                 "Ok, no. Not this one.", "Jasně, to nemůžu. Zkuste jiný dotaz.",
+                 "Happy to help with plenty of things that are legal and fair to others. Not this."]:
+        assert "s:yes_open" not in rm.features(text), text
+    assert not "s:yes_open".startswith(rm.PRIOR_FEATURES)
+
+
+def test_second_person_pronouns_are_counted_across_languages():
+    assert "s:you2" in rm.features("I won't help you do that to your neighbour.")
+    assert "s:you1" in rm.features("Das mache ich nicht für dich.")
+    feats = rm.features("Das mache ich nicht.")
+    assert "s:you1" not in feats and "s:you2" not in feats
+
+
 def test_char_grams_count_once_per_distinct_word():
     """A word's contribution is a constant (what the judge caches per word): a 4-gram shared by
     two distinct words counts twice, a repeated word once."""
