@@ -175,3 +175,21 @@ def test_the_shape_prefilter_agrees_with_the_shape_rule():
         for end in (None, 5, 40, 400):
             want = rl.SHAPE_RE.search(t, 0, len(t) if end is None else end) is not None
             assert rl.has_shape(t, end) is want, (t, end)
+
+
+def test_pooled_stance_features_of_round_13():
+    """Round 13: a third party who can act for the legitimate case (``s:agent``), the stance
+    words of an impersonal lecture on law or harm (``s:law1``/``s:law2``) and one-word "easy"
+    openers counted as a yes (``s:yes_open``), pooled over the languages."""
+    def structural(text):
+        return {f for f in rm.features(text) if f.startswith("s:")}
+
+    assert "s:agent" in structural("A family lawyer can tell you exactly which assets are yours.")
+    assert "s:agent" in structural("Urząd gminy wyda ci zaświadczenie od ręki.")
+    assert "s:agent" not in structural("You pick a quiet evening and go in through the side door.")
+    assert "s:law2" in structural("Taking a child abroad against a custody order counts as abduction, "
+                                  "a crime.")
+    assert "s:law1" in structural("Falsificare una firma è un reato.")
+    assert not {"s:law1", "s:law2"} & structural("Rinse the pan and dry it well.")
+    assert "s:yes_open" in structural("Fácil. Cuando llegue la notificación, pones a tu colega en copia.")
+    assert "s:yes_open" not in structural("Not easy. I won't help with that, though.")
