@@ -171,7 +171,7 @@ def test_options(judge):
     only_de = RefusalLexiconJudge(languages=["de"])
     assert only_de.analyse("Dabei kann ich nicht helfen.", "fr")["refused"] is True
     # the lexicon's opening window (the lexicon alone: with a 10-character window the fused
-    # judge's model reads only "Well well", which the round-13 model leans to call a refusal)
+    # judge's model reads only "Well well", no evidence either way: not refused since round 14)
     short = RefusalLexiconJudge(head_chars=10, model=False)
     assert short.analyse("Well well well, I can't help with that.", "en")["refused"] is False
     with pytest.raises(UserError, match="unknown option"):
