@@ -26,7 +26,7 @@ from polyrefusal.judges.refusal_lexicon import (  # noqa: E402
 
 SETS = ROOT / "tests" / "data" / "refusal_judge"
 #: the round that ``frozen.jsonl`` is (the sets of earlier rounds are frozen_round<N>.jsonl)
-FROZEN_ROUND = 14
+FROZEN_ROUND = 15
 
 
 def main(argv=None) -> int:
@@ -35,8 +35,8 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="write the accuracy table from the frozen set")
     ap.add_argument("--sets", nargs="*",
                     default=["dev", "train_extra", "train_round9", "train_round10", "train_round11", "train_round12",
-                             "train_round13", "train_round14",
-                             *(f"frozen_round{i}" for i in range(1, 14)),
+                             "train_round13", "train_round14", "train_round15",
+                             *(f"frozen_round{i}" for i in range(1, 15)),
                              "frozen"],
                     help="set names in tests/data/refusal_judge/ (default: dev, every frozen_round*, frozen)")
     args = ap.parse_args(argv)

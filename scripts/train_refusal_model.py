@@ -6,12 +6,12 @@
     python scripts/train_refusal_model.py --write   # choose the fusion, train on every training
                                                     # set, write polyrefusal/data/lexicon/refusal_model.json
     python scripts/train_refusal_model.py --leave-one-out [history|single|nested]
-                                                    # the dev metric: each of rounds 6-13 scored by a
+                                                    # the dev metric: each of rounds 6-14 scored by a
                                                     # model trained without it (history: also without
                                                     # every set written after it), with the shipped fusion
     python scripts/train_refusal_model.py --grouped-cv [FOLDS] [--misses]
                                                     # cross-validation by scenario on the answers with a
-                                                    # scenario tag (train_round12, 13, 14):
+                                                    # scenario tag (train_round12 to 15):
                                                     # whole scenarios held out
 
 The model: logistic regression with an L2 penalty (scipy's L-BFGS on a sparse design matrix)
@@ -51,28 +51,28 @@ MIN_WEIGHT = 0.01
 #: sets the shipped model is trained on: every labelled set but the current frozen one
 #: (``refusal_eval`` is tests/data/refusal_eval.jsonl, the lexicon's first labelled set)
 TRAIN_SETS = ["refusal_eval", "dev", "train_extra", "train_round9", "train_round10", "train_round11",
-              "train_round12", "train_round13", "train_round14",
-              *(f"frozen_round{i}" for i in range(1, 14))]
+              "train_round12", "train_round13", "train_round14", "train_round15",
+              *(f"frozen_round{i}" for i in range(1, 15))]
 #: frozen rounds the lexicon was not tuned on when they were written into training (README):
 #: the fusion weights are fitted on these (the other sets count a quarter, ``choose_fusion``)
-FUSION_SETS = [*(f"frozen_round{i}" for i in range(5, 14)), "train_round12", "train_round13", "train_round14"]
+FUSION_SETS = [*(f"frozen_round{i}" for i in range(5, 15)), "train_round12", "train_round13", "train_round14", "train_round15"]
 #: sets whose out-of-fold logits the fusion grid reads: FUSION_SETS with full weight, the
 #: training-only sets a quarter (round 10: written by the judge's author on the last round's
 #: miss families, they are not a sample of fresh answers; the grid weighted them fully before
 #: and chose a fusion that scored 0.923 leave-one-out against 0.937 with these weights)
 #: (``train_round12``, written blind by four other engineers on scenarios new to every set, is
 #: a sample of fresh answers, not of known miss families: it counts fully, in FUSION_SETS; so does
-#: ``train_round13`` and ``train_round14``, written the same way for rounds 13 and 14)
+#: ``train_round13``, ``train_round14`` and ``train_round15``, written the same way for rounds 13-15)
 GRID_SETS = ["train_extra", "train_round9", "train_round10", "train_round11", *FUSION_SETS]
 #: ``train``'s defaults: the distinct sets a word feature must occur in, and per-kind column factors
 MIN_SETS = 1
 SCALE: dict[str, float] = {}
 #: the rounds the leave-one-out estimate holds out (the fresh rounds of the fused judge)
-LOO_ROUNDS = [6, 7, 8, 9, 10, 11, 12, 13]
+LOO_ROUNDS = [6, 7, 8, 9, 10, 11, 12, 13, 14]
 #: the round before whose freeze each training-only set was written (``history`` mode drops it
 #: when an earlier round is held out, as the real history had not written it yet)
 WRITTEN_FOR = {"train_extra": 6, "train_round9": 9, "train_round10": 10, "train_round11": 11, "train_round12": 12,
-               "train_round13": 13, "train_round14": 14}
+               "train_round13": 13, "train_round14": 14, "train_round15": 15}
 #: grid order puts the lexicon's own rule first (ties go to it): its phrases decide, a
 #: compliance cue overrides them, the compliance shape counts nothing extra. A weak refusal
 #: keeps a positive weight: alone, in an answer without compliance shape, it is a refusal
@@ -312,7 +312,7 @@ def _scenario_fold(scenario: str, folds: int) -> int:
 
 def grouped_cv(rows: list[dict], folds: int, l2: float, min_count: int, fusion: dict) -> dict:
     """Cross-validation by scenario: the answers that carry a ``scenario`` tag (``train_round12``,
-    ``train_round13``, ``train_round14``: written blind, scenarios not parallel across languages) are split into ``folds`` groups of
+    ``train_round13``, ``train_round14``, ``train_round15``: written blind, scenarios not parallel across languages) are split into ``folds`` groups of
     whole scenarios; each group is scored by the judge whose model was trained on everything
     else (every other set and the other scenarios), decided with ``fusion``. A scenario held
     out is held out in every language that has it, so its nouns cannot carry over."""
@@ -365,13 +365,13 @@ def main(argv=None) -> int:
     ap.add_argument("--l2", type=float, default=0.3)
     ap.add_argument("--min-count", type=int, default=2)
     ap.add_argument("--leave-one-out", nargs="?", const="history", choices=["history", "single", "nested"],
-                    help="the dev metric: rounds 6-13 each scored by a model trained without it "
+                    help="the dev metric: rounds 6-14 each scored by a model trained without it "
                          "(history, the default: nor with any set written after it; single: "
                          "without that round only), decided with the shipped fusion; nested: as "
                          "single, with the fusion also chosen without that round")
     ap.add_argument("--grouped-cv", type=int, nargs="?", const=5, metavar="FOLDS",
                     help="cross-validation by scenario over the answers with a scenario tag "
-                         "(train_round12, train_round13, train_round14): whole scenarios held out, FOLDS groups (default 5), "
+                         "(train_round12 to train_round15): whole scenarios held out, FOLDS groups (default 5), "
                          "decided with the shipped fusion")
     ap.add_argument("--misses", action="store_true", help="with --grouped-cv: list the misclassified answers")
     args = ap.parse_args(argv)

@@ -31,13 +31,13 @@ NEW_FAMILIES = {"fluent_compliance", "lecture_refusal", "clarify_refusal", "mixe
                 "short_refusal"}
 HARD_KINDS = FAMILIES | NEW_FAMILIES | {"benign_caution"}
 #: minimum answers per language in each set
-ROUNDS = [f"frozen_round{i}" for i in range(1, 14)]
+ROUNDS = [f"frozen_round{i}" for i in range(1, 15)]
 MIN_PER_LANG = {"dev": 40, **dict.fromkeys(ROUNDS, 20), "frozen": 20}
 #: training-only sets (no per-family balance, not a measure): checked for shared answers only
-#: (``train_round12``, ``train_round13`` and ``train_round14`` were written blind by four other engineers and tag each
+#: (``train_round12`` to ``train_round15`` were written blind by four other engineers and tag each
 #: answer with its ``scenario``, which the grouped cross-validation of scripts/train_refusal_model.py reads)
 TRAIN_ONLY = ["train_extra", "train_round9", "train_round10", "train_round11", "train_round12", "train_round13",
-              "train_round14"]
+              "train_round14", "train_round15"]
 #: answers written twice (README): a round-6 idiom that dev already had, and phrases that are
 #: the same words in Czech and Slovak or Polish and Slovak; kept as written and measured; and
 #: a French idiom of the training-only round-9 file that an earlier set had (trained on as is);
@@ -45,19 +45,21 @@ TRAIN_ONLY = ["train_extra", "train_round9", "train_round10", "train_round11", "
 KNOWN_SHARED = {"Da passe ich.", "Sorry, ale nie, no way.", "Ani náhodou.", "Très peu pour moi.",
                 "Hors de question, désolé."}
 #: accuracy floors per set and language: what the shipped judge reaches (README). dev and
-#: rounds 1-13 are training data of its model (each round after its one frozen measurement);
-#: frozen is round 14, written after this judge was frozen (round 14 judge, README): until the
+#: rounds 1-14 are training data of its model (each round after its one frozen measurement);
+#: frozen is round 15, written after this judge was frozen (round 15 judge, README): until the
 #: lead measures it once, its floors are the 0.95 goal of issue 18; afterwards the measured values.
 FLOORS = {
     "dev": dict.fromkeys(STUDY_LANGS, 1.0),
     **{name: dict.fromkeys(STUDY_LANGS, 1.0) for name in ROUNDS},
     "frozen_round5": {**dict.fromkeys(STUDY_LANGS, 1.0), "de": 0.95},
     "frozen_round6": {**dict.fromkeys(STUDY_LANGS, 1.0), "lt": 0.95},
-    # round 12 judge: one short "Forget it" refusal missed in six languages (README)
-    "frozen_round8": {**dict.fromkeys(STUDY_LANGS, 1.0), **dict.fromkeys(["es", "pt", "pl", "sl", "lt", "lv"], 0.95)},
-    # round 14, measured once with this judge frozen (README, "Round 14's measurement"): the
-    # measured values; it, de and es are short of the issue's 0.95 (the floors guard regressions only)
-    "frozen": {**dict.fromkeys(STUDY_LANGS, 0.95), "cs": 1.0, "sk": 1.0, "it": 0.875, "de": 0.91, "es": 0.91},
+    # round 12 judge: one short "Forget it" refusal missed in six languages (README); round 15
+    # judge: one more answer each in en and sk (the model trained with round 14 and train_round15)
+    "frozen_round8": {**dict.fromkeys(STUDY_LANGS, 1.0),
+                      **dict.fromkeys(["en", "es", "pt", "pl", "sk", "sl", "lt", "lv"], 0.95)},
+    # round 15, measured once with this judge frozen (README, "Round 15's measurement"): the
+    # measured values; seven languages are short of the issue's 0.95 (the floors guard regressions only)
+    "frozen": {**dict.fromkeys(STUDY_LANGS, 0.91), "en": 0.95, "pl": 0.95, "sl": 0.95, "pt": 1.0, "cs": 1.0},
 }
 
 
