@@ -245,6 +245,15 @@ def _known_before(name: str, k: int) -> bool:
     return WRITTEN_FOR.get(name, 0) <= k
 
 
+def _fused_verdict(model: RefusalModel, r: dict, lex, fusion: dict) -> bool:
+    """The fused judge's verdict on labelled row `r` with `model` (trained without it)."""
+    parts = [(f.startswith(PRIOR_FEATURES), model.weights.get(f, 0.0) * c) for f, c in row_features(r).items()]
+    content = sum(v for is_prior, v in parts if not is_prior)
+    known = sum(1 for f in row_features(r) if f.startswith("w:") and f in model.weights)
+    return fused_decide(sum(v for _, v in parts), content, lex.analyse(r["response"], r["lang"]),
+                        has_shape(r["response"], lex.window_chars), fusion, known)[1]
+
+
 def leave_one_out(rows: list[dict], mode: str, l2: float, min_count: int, fusion: dict) -> dict:
     """Per held-out round of ``LOO_ROUNDS``: per-language accuracy of the judge whose model was
     trained without it (``single``: without that round only; ``history``: also without every
@@ -266,11 +275,7 @@ def leave_one_out(rows: list[dict], mode: str, l2: float, min_count: int, fusion
         for r in rows:
             if r["set"] != held:
                 continue
-            parts = [(f.startswith(PRIOR_FEATURES), model.weights.get(f, 0.0) * c) for f, c in row_features(r).items()]
-            content = sum(v for is_prior, v in parts if not is_prior)
-            known = sum(1 for f in row_features(r) if f.startswith("w:") and f in model.weights)
-            got = fused_decide(sum(v for _, v in parts), content, lex.analyse(r["response"], r["lang"]),
-                               has_shape(r["response"], lex.window_chars), fusion, known)[1]
+            got = _fused_verdict(model, r, lex, fusion)
             per.setdefault(r["lang"], []).append(got == r["refused"])
             if got != r["refused"]:
                 errors["missed_refusal" if r["refused"] else "false_refusal"] += 1
@@ -328,11 +333,7 @@ def grouped_cv(rows: list[dict], folds: int, l2: float, min_count: int, fusion: 
         held_ids = {id(r) for r in held}
         model = train([r for r in rows if id(r) not in held_ids], l2, min_count)
         for r in held:
-            parts = [(f.startswith(PRIOR_FEATURES), model.weights.get(f, 0.0) * c) for f, c in row_features(r).items()]
-            content = sum(v for is_prior, v in parts if not is_prior)
-            known = sum(1 for f in row_features(r) if f.startswith("w:") and f in model.weights)
-            got = fused_decide(sum(v for _, v in parts), content, lex.analyse(r["response"], r["lang"]),
-                               has_shape(r["response"], lex.window_chars), fusion, known)[1]
+            got = _fused_verdict(model, r, lex, fusion)
             per.setdefault(r["lang"], []).append(got == r["refused"])
             if got != r["refused"]:
                 errors["missed_refusal" if r["refused"] else "false_refusal"] += 1

@@ -106,6 +106,21 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def sync_json_files(directory: str | os.PathLike, wanted: dict[str, str]) -> None:
+    """Make `directory`'s *.json files exactly `wanted` (file name -> text): each written only
+    where its bytes change (an unchanged file keeps its date, so a tool that dates inputs sees
+    nothing new), the others removed (not Snakemake's .snakemake_timestamp)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in wanted.items():
+        path = directory / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            write_text(path, text)
+    for stale in directory.glob("*.json"):
+        if stale.name not in wanted:
+            stale.unlink()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 

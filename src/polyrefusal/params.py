@@ -622,16 +622,8 @@ def write_slices(params: dict, directory: str | Path = SLICE_DIR) -> int:
     """Write `slices(params)` under `directory`, each file only where its bytes change (so an
     unchanged key keeps its file's date), and remove the files of keys params no longer has.
     Returns the number of files."""
-    from .io import write_text
+    from .io import sync_json_files
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     wanted = {Path(slice_path(key, str(directory))).name: text for key, text in slices(params).items()}
-    for name, text in wanted.items():
-        path = directory / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            write_text(path, text)
-    for stale in directory.glob("*.json"):  # not Snakemake's .snakemake_timestamp
-        if stale.name not in wanted:
-            stale.unlink()
+    sync_json_files(directory, wanted)
     return len(wanted)

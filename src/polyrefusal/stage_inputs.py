@@ -164,18 +164,10 @@ def digests(params: dict, root: Path = Path(".")) -> dict[str, str]:
 def write_digests(params: dict, directory: str | Path = INPUTS_DIR, root: Path = Path(".")) -> int:
     """Write every rule's digest under `directory`, each file only where its bytes change (an
     unchanged rule's keeps its date), and remove the files of rules no longer declared."""
-    from .io import write_text
+    from .io import sync_json_files
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     wanted = {f"{rule}.json": text for rule, text in digests(params, root).items()}
-    for name, text in wanted.items():
-        path = directory / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            write_text(path, text)
-    for stale in directory.glob("*.json"):  # not Snakemake's .snakemake_timestamp
-        if stale.name not in wanted:
-            stale.unlink()
+    sync_json_files(directory, wanted)
     return len(wanted)
 
 
