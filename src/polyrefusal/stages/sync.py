@@ -58,7 +58,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..params import SLICE_DIR, load_params, slice_key, slice_path, slices, write_slices
-from ..stage_inputs import INPUTS_DIR, changed_code, code_files, digest, digest_rule, digest_text, write_digests
+from ..stage_inputs import (INPUTS_DIR, changed_code, code_files, digest, digest_path, digest_rule, digest_text,
+                            write_digests)
 
 log = logging.getLogger(__name__)
 
@@ -158,17 +159,15 @@ def verify(root: Path) -> dict:
         if unknown:
             raise UserError(f"dvc.lock names stages that dvc.yaml does not define: {', '.join(unknown[:MAX_LISTED])}",
                             file=str(lock_path))
-        changed_keys = stale_params_keys(root, [stages[name] for name in locked])
-        if changed_keys:
-            raise UserError(f"params.yaml changed since the locked stages ran: {', '.join(changed_keys[:MAX_LISTED])} "
-                            "(rerun the stages that read them: `snakemake` or `dvc repro`)", file=str(root / "params.yaml"))
         stale = stale_digests(root, [stages[name] for name in locked])
         edited = [(rule, files) for rule, files, _ in stale if files]
         if edited:
             raise UserError("code changed since the locked stages ran: "
                             + "; ".join(f"{rule} ({', '.join(files[:3])})" for rule, files in edited[:MAX_LISTED])
                             + " (rerun the stages that read it: `snakemake` or `dvc repro`)", file=edited[0][1][0])
-        keys = sorted({k for _, _, ks in stale for k in ks})
+        # keys that vary by job (params split by key) and keys in the rules' digests alike
+        keys = sorted(set(stale_params_keys(root, [stages[name] for name in locked]))
+                      | {k for _, _, ks in stale for k in ks})
         if keys:
             raise UserError(f"params.yaml changed since the locked stages ran: {', '.join(keys[:MAX_LISTED])} "
                             "(rerun the stages that read them: `snakemake` or `dvc repro`)", file=str(root / "params.yaml"))
@@ -292,7 +291,7 @@ def stale_digests(root: Path, stages: list) -> list[tuple[str, list[str], list[s
     params = load_params(root / PARAMS_FILE)
     stale = []
     for rule in rules:
-        path = root / INPUTS_DIR / f"{rule}.json"
+        path = root / digest_path(rule)
         old = path.read_text(encoding="utf-8") if path.is_file() else None
         now = digest(rule, params, root)
         if old == digest_text(now):
@@ -307,7 +306,7 @@ def stale_digests(root: Path, stages: list) -> list[tuple[str, list[str], list[s
     return stale
 
 
-def refresh_params_slices(root: Path) -> None:
+def refresh_stage_inputs(root: Path) -> None:
     """The rules' input digests and params.yaml split by key, as the code and params.yaml are
     now (see the module docstring): files whose bytes change are rewritten, the others keep
     their dates."""
@@ -462,7 +461,7 @@ def commit(root: Path, stages: list[str] | None = None, produced: bool = False) 
     with Repo(str(root)) as repo, _repo_lock(repo):
         try:
             ensure_gate(root, repo)
-            refresh_params_slices(root)
+            refresh_stage_inputs(root)
             by_name = {s.name: s for s in repo.index.stages if s.dvcfile.path == str(root / "dvc.yaml")}
             unknown = [name for name in stages or [] if name not in by_name]
             if unknown:
