@@ -2,6 +2,7 @@ rule generate:
     input:
         model="results/models/{model}",
         tests=expand("results/pairs/{lang}.test.jsonl", lang=LANGS),
+        test_set="results/pairs/test_set.json",  # what DVC's stage depends on instead (rules/test_set.smk)
         code=code("generate"),
     output:
         directory("results/answers/{model}"),

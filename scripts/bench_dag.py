@@ -167,6 +167,8 @@ def outputs(proj: Path) -> list[str]:
 def fake_outputs(proj: Path) -> int:
     """Empty files and directories for every output, all with one modification time (what
     `polyrefusal sync` does after a pull): Snakemake finds nothing newer than an output."""
+    from polyrefusal.io import write_dir_manifest
+
     paths = outputs(proj)
     now = time.time()
     for rel in paths:
@@ -174,6 +176,7 @@ def fake_outputs(proj: Path) -> int:
         # directory() outputs (models, answers) and persist caches have no file extension here
         if not Path(rel).suffix:
             p.mkdir(parents=True, exist_ok=True)
+            write_dir_manifest(p)  # as io.atomic_dir leaves one: what DVC's consumers depend on
             p = p / ".snakemake_timestamp"  # as Snakemake leaves a directory output
         else:
             p.parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
 
 
 def test_a_directory_is_replaced_whole_or_not_at_all(tmp_path):
-    from polyrefusal.io import atomic_dir
+    from polyrefusal.io import MANIFEST, atomic_dir
 
     out = tmp_path / "eval" / "base"
     out.mkdir(parents=True)
@@ -62,4 +62,31 @@ def test_a_directory_is_replaced_whole_or_not_at_all(tmp_path):
     with atomic_dir(out) as tmp:
         assert list(tmp.iterdir()) == []
         (tmp / "en.json").write_text("new")
-    assert [p.name for p in out.iterdir()] == ["en.json"] and not (tmp_path / "eval" / ".base.tmp").exists()
+    # the directory's files and its manifest (test_a_directory_output_carries_its_manifest)
+    assert sorted(p.name for p in out.iterdir()) == ["en.json", MANIFEST] and not (tmp_path / "eval" / ".base.tmp").exists()
+
+
+def test_a_directory_output_carries_its_manifest(tmp_path):
+    """What DVC's stages depend on in place of a directory output (polyrefusal.dvc_yaml): the md5
+    of each file by relative path, sorted, hidden files and the manifest itself left out; the
+    same files give the same bytes, other bytes another manifest."""
+    import hashlib
+    import json
+
+    from polyrefusal.io import MANIFEST, atomic_dir
+
+    out = tmp_path / "answers" / "base"
+
+    def build(text):
+        with atomic_dir(out) as tmp:
+            (tmp / "de.jsonl").write_text(text)
+            (tmp / "sub").mkdir()
+            (tmp / "sub" / "en.jsonl").write_text("en")
+            (tmp / ".snakemake_timestamp").write_text("")
+        return (out / MANIFEST).read_bytes()
+
+    first = build("de")
+    assert json.loads(first) == {"md5": {"de.jsonl": hashlib.md5(b"de").hexdigest(),
+                                         "sub/en.jsonl": hashlib.md5(b"en").hexdigest()}}
+    assert build("de") == first
+    assert build("de2") != first

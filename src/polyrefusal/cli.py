@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pairs": ("pairs", "keep judged pairs and write TRL preference data for one language"),
     "export-dataset": ("export", "write the judged pairs as a dataset in a published layout (RefusEU's)"),
     "split": ("split", "assign (category, style) groups to train or test"),
+    "manifest": ("manifest", "write the manifest (md5 per file) of a set of files: the test set, for DVC"),
     "base-model": ("base_model", "build the embedded base model, or resolve a real one"),
     "train": ("train", "DPO-train one training configuration"),
     "generate": ("generate", "answer test prompts with one model (response-cached)"),

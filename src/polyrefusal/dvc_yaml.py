@@ -15,6 +15,16 @@ For each job of target `all` (Snakemake's own API builds the DAG with the active
   stage that names it, most of a no-op ``dvc status`` at 2,000 stages. params.yaml is
   dvc.yaml's top-level ``params:`` file, so ``dvc params diff`` and ``dvc exp show`` show
   every key;
+* a data input that is a set of files or a directory reaches DVC through its *manifest* (each
+  file's md5): a directory output through the one its writer leaves inside it
+  (``io.MANIFEST``, ``io.atomic_dir``), the test pairs of every language through the output of
+  rule ``test_set`` (``MANIFEST_RULES``: a job that has a manifest rule's output among its
+  inputs gets it in place of the files the manifest covers). DVC rebuilds a directory's tree
+  for every stage that names it and states every file for every stage: a model named by its
+  train, generate, capability and report stages, twelve test files named by every generate
+  stage. The producing stage still tracks the directory or files themselves, so an output
+  changed by hand shows as that stage's changed output, and `dvc repro` reruns it (rewriting
+  the manifest) before anything that reads it;
 * ``outs``: the job's outputs, plus the persisted state named by ``PERSIST`` (``persist: true``);
   the paths in ``DVC_METRICS`` and ``DVC_PLOTS`` are declared as metrics and plots instead.
 
@@ -39,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .io import MANIFEST
 from .params import load_params, slice_key, slice_path
 from .stage_inputs import (CODE, DIGEST_RULE, PARAMS, PERSIST, code_entries, code_files, digest_keys,
                            digest_path, digest_rule, job_keys)
@@ -49,6 +60,9 @@ PARAMS_FILE = "params.yaml"
 #: Rules that are DVC's bookkeeping for Snakemake runs, not stages: rule dvc_commit records a
 #: finished Snakemake run in dvc.lock (rules/dvc.smk).
 NOT_STAGES = frozenset({"dvc_commit"})
+#: Rules whose output is the manifest of their data inputs (``polyrefusal manifest``): DVC's
+#: stages that read the manifest depend on it alone (see the module docstring).
+MANIFEST_RULES = frozenset({"test_set"})
 #: DVC has no parse-time check of params.yaml (Snakemake validates it before planning). The
 #: outputs of this rule (rules/validate.smk) are a dependency of every DVC stage that has no
 #: input from another stage, so `dvc repro` runs it first and stops there on a bad file, before
@@ -72,6 +86,9 @@ class Stage:
     name: str
     cmd: str
     deps: list[str] = field(default_factory=list)  # data inputs, then the code entries it reads
+    #: how DVC gets a data input: a manifest in place of a directory, nothing where the manifest
+    #: of a manifest rule among the inputs covers it
+    dvc_paths: dict[str, str | None] = field(default_factory=dict)
     params: list[str] = field(default_factory=list)  # the params keys it reads
     digest: str | None = None  # its rule's input digest: the code and keys DVC gets through it
     code: list[str] = field(default_factory=list)  # the code entries among deps that the digest holds
@@ -85,7 +102,8 @@ class Stage:
     def dvc_deps(self) -> list[str]:
         """The dependencies as DVC gets them: the data, the rule's input digest in place of its
         code and shared keys, then one file per key that varies by job."""
-        return ([d for d in self.deps if d not in self.code] + ([self.digest] if self.digest else [])
+        data = (self.dvc_paths.get(d, d) for d in self.deps if d not in self.code)
+        return ([d for d in data if d is not None] + ([self.digest] if self.digest else [])
                 + [slice_path(key) for key in self.params if key not in self.digest_params])
 
     def as_yaml(self) -> dict:
@@ -163,6 +181,9 @@ def stages(jobs: list, globs: dict) -> list[Stage]:
     metrics = set(globs["DVC_METRICS"])
     plots = globs["DVC_PLOTS"]
     rules = [r.name for r in globs["workflow"].rules]
+    directories = {str(f) for job in jobs for f in job.output if f.is_directory}
+    covers = {str(job.output[0]): set(map(str, job.input)) - set(code_files(job.rule.name))
+              for job in jobs if job.rule.name in MANIFEST_RULES}
     out = []
     for job in _order(jobs, rules):
         rule = job.rule.name
@@ -188,6 +209,9 @@ def stages(jobs: list, globs: dict) -> list[Stage]:
                       params=shared + job_keys(rule, dict(job.wildcards.items()), config))
         if rule != DIGEST_RULE:
             stage.digest, stage.code, stage.digest_params = digest_path(rule), entries, shared
+        covered = set().union(*(covers[m] for m in inputs if m in covers))
+        stage.dvc_paths = {d: None if d in covered else f"{d}/{MANIFEST}"
+                           for d in inputs if d in covered or d in directories}
         for path in map(str, job.output):
             if path in metrics:
                 stage.metrics.append(path)
@@ -276,7 +300,8 @@ def differences(expected: list[Stage], seen: dict[str, dict]) -> list[str]:
         problems.append(f"{name}: a DVC stage without a Snakemake job")
     for name in sorted(set(want) & set(seen)):
         s, got = want[name], seen[name]
-        exp = {"cmd": s.cmd, "deps": sorted(s.deps), "params": sorted(s.params),
+        deps = [s.dvc_paths.get(d, d) for d in s.deps]  # the data as DVC gets it: manifests
+        exp = {"cmd": s.cmd, "deps": sorted(d for d in deps if d is not None), "params": sorted(s.params),
                "outs": sorted(s.outs + s.metrics + [p for p, _ in s.plots]), "persist": sorted(s.persist)}
         for what in ("cmd", "deps", "params", "outs", "persist"):
             if exp[what] != got[what]:

@@ -85,9 +85,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty sibling directory (``.<name>.tmp``); on success it replaces ``path``
-    whole, so a killed job never leaves a directory output that looks complete. One left by a
-    killed writer is cleared by the next one."""
+    """Yield an empty sibling directory (``.<name>.tmp``); on success its manifest is written
+    (``write_dir_manifest``) and it replaces ``path`` whole, so a killed job never leaves a
+    directory output that looks complete. One left by a killed writer is cleared by the next."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -97,8 +97,43 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    write_dir_manifest(tmp)
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
+
+
+#: The file every directory output carries at its top level: the md5 of each of its other files
+#: (``write_dir_manifest``). DVC's stages depend on it in place of the directory (see
+#: ``polyrefusal.dvc_yaml``): DVC rebuilds a directory's tree for every stage that names it,
+#: where a file is one look-up in its state database.
+MANIFEST = "manifest.json"
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "md5").hexdigest()
+
+
+def write_manifest(path: str | os.PathLike, files: dict[str, Path]) -> None:
+    """Write to `path` the manifest of `files` (name -> file): each name's md5, sorted by
+    name. The same content gives the same bytes, so a rerun that writes the same files leaves
+    the stages that read them through the manifest up to date."""
+    digests = {name: file_md5(files[name]) for name in sorted(files)}
+    write_text(path, json.dumps({"md5": digests}, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_dir_manifest(directory: str | os.PathLike) -> None:
+    """Write ``directory/MANIFEST``: its files at any depth by relative path, the manifest and
+    hidden files (Snakemake's .snakemake_timestamp, a writer's temporaries) left out."""
+    root = Path(directory)
+    files = {}
+    for f in root.rglob("*"):
+        rel = f.relative_to(root)
+        if f.is_file() and rel.as_posix() != MANIFEST and not any(part.startswith(".") for part in rel.parts):
+            files[rel.as_posix()] = f
+    write_manifest(root / MANIFEST, files)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

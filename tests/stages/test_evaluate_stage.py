@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from polyrefusal.errors import UserError
+from polyrefusal.io import MANIFEST
 from polyrefusal.judges.base import JUDGES
 
 from ..helpers.project import ROOT
@@ -58,7 +59,7 @@ def test_every_language_scored_in_one_pass_with_judges_built_once(project, monke
     evaluate(project)
     assert built == [("refusal_lexicon", {})]  # once for both languages, options from judge.options
     out = project / "eval" / "base"
-    assert sorted(p.name for p in out.iterdir()) == ["de.json", "de.judged.jsonl", "en.json", "en.judged.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["de.json", "de.judged.jsonl", "en.json", "en.judged.jsonl", MANIFEST]
     en, de = (json.loads((out / f"{lang}.json").read_text()) for lang in ("en", "de"))
     assert (en["lang"], en["n"], en["attacks_succeeded"], en["asr"]) == ("en", 4, 1, 0.25)
     assert (de["lang"], de["n"], de["attacks_succeeded"], de["asr"]) == ("de", 4, 3, 0.75)

@@ -153,6 +153,8 @@ def test_sync_of_the_whole_pipeline(tmp_path, made_by):
 
     from dvc.repo import Repo
 
+    from polyrefusal.io import write_dir_manifest
+
     proj = copy_project(tmp_path / "p", preset="ci")
     summary = run_cli(["snakemake", "--summary"], cwd=proj).stdout.splitlines()[1:]
     outputs = {line.split("\t")[0] for line in summary if line.strip()}
@@ -165,9 +167,11 @@ def test_sync_of_the_whole_pipeline(tmp_path, made_by):
         if Path(rel).suffix:  # directory() outputs and caches have no extension here
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(rel)
-        else:  # as Snakemake leaves a directory() output: with its .snakemake_timestamp
+        else:  # as a job leaves a directory() output (io.atomic_dir: its manifest), and
+            # Snakemake: with its .snakemake_timestamp
             path.mkdir(parents=True, exist_ok=True)
             (path / "weights.bin").write_text(rel)
+            write_dir_manifest(path)
             if made_by == "snakemake":
                 (path / ".snakemake_timestamp").touch()
     sync(proj, "--commit")

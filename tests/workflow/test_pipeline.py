@@ -98,3 +98,35 @@ def test_dvc_repro_from_a_fresh_clone_gives_the_same_results(pipeline_run, tmp_p
         assert (proj / rel).read_bytes() == (pipeline_run / rel).read_bytes(), rel
     repro = run_cli(["dvc", "repro"], cwd=proj).stdout
     assert "Running stage" not in repro
+
+
+def test_dvc_reads_a_directory_output_through_its_manifest(pipeline_run, tmp_path):
+    """DVC's stages depend on a directory output's manifest (polyrefusal.io.MANIFEST, see
+    polyrefusal.dvc_yaml), not on the directory: a rerun that writes the same files leaves the
+    stages that read it up to date; the directory changed by hand is its own stage's changed
+    output (what `dvc repro` reruns first); a rerun that writes other files reaches the readers
+    through the manifest. DVC's status JSON (`changed outs` / `changed deps`) as `dvc status
+    --json` prints it: iterative/dvc, dvc/commands/status.py and dvc/stage/__init__.py (`status`)."""
+    proj = tmp_path / "proj"
+    shutil.copytree(pipeline_run, proj, symlinks=True)
+    manifest = proj / "results/eval/base/manifest.json"
+    before = manifest.read_bytes()
+    run_cli(["dvc", "repro", "--force", "--single-item", "evaluate-base"], cwd=proj)
+    assert manifest.read_bytes() == before
+    assert json.loads(run_cli(["dvc", "status", "--json"], cwd=proj).stdout) == {}
+    scores = proj / "results/eval/base/en.json"
+    original = scores.read_text()
+    scores.write_text(original + "\n")
+    status = json.loads(run_cli(["dvc", "status", "--json"], cwd=proj).stdout)
+    assert status == {"evaluate-base": [{"changed outs": {"results/eval/base": "modified"}}]}, status
+    scores.write_text(original)
+    params = proj / "params.yaml"
+    text = params.read_text()
+    assert "  judge: refusal_lexicon\n  rule: unanimous\n" in text
+    params.write_text(text.replace("  judge: refusal_lexicon\n  rule: unanimous\n",
+                                   "  judge: refusal_lexicon\n  rule: majority\n", 1))  # recorded in the scores
+    run_cli(["dvc", "repro", "--single-item", "validate"], cwd=proj)
+    run_cli(["dvc", "repro", "--single-item", "evaluate-base"], cwd=proj)
+    assert manifest.read_bytes() != before
+    status = json.loads(run_cli(["dvc", "status", "--json", "report"], cwd=proj).stdout)
+    assert status == {"report": [{"changed deps": {"results/eval/base/manifest.json": "modified"}}]}, status

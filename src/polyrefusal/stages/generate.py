@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..io import read_records, write_records
+from ..io import atomic_dir, read_records, write_records
 from ..params import load_params, with_defaults
 from ..training.models import model_backend, resolve_model
 
@@ -59,14 +59,14 @@ def run(args):
     prompts = [r["prompt"][0]["content"] for _, recs in per_file for r in recs]
     answers, stats = generate_cached(model_backend(args.model) or params["generation"]["backend"], model_spec(params, args.model),
                                      prompts, cache_dir)
-    out_dir = Path(args.out_dir)
     i = 0
-    for path, recs in per_file:
-        rows = []
-        for r in recs:
-            rows.append({**{k: r.get(k) for k in KEEP}, "prompt": prompts[i], "response": answers[i],
-                         "model": args.name})
-            i += 1
-        write_records(out_dir / f"{path.name.split('.')[0]}.jsonl", rows)
+    with atomic_dir(args.out_dir) as out_dir:
+        for path, recs in per_file:
+            rows = []
+            for r in recs:
+                rows.append({**{k: r.get(k) for k in KEEP}, "prompt": prompts[i], "response": answers[i],
+                             "model": args.name})
+                i += 1
+            write_records(out_dir / f"{path.name.split('.')[0]}.jsonl", rows)
     # Cache hits and speed go to the log, not to an output: outputs depend only on inputs.
     log.info("generate %s: %d answers (%s)", args.name, len(answers), stats)

@@ -39,7 +39,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import UserError
-from ..io import read_records, stable_hash, write_json, write_text
+from ..io import MANIFEST, read_records, stable_hash, write_dir_manifest, write_json, write_text
 from ..params import CONFIG_DEF, config_definition, config_languages, schema_problem, with_defaults
 from .models import resolve_model
 
@@ -133,8 +133,10 @@ def file_digest(path: Path) -> str:
 
 
 def dir_digest(path: Path) -> str:
+    """The digest of a model directory's files (its manifest, which only restates them, left
+    out)."""
     h = hashlib.sha256()
-    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+    for f in sorted(p for p in Path(path).rglob("*") if p.is_file() and p.relative_to(path).as_posix() != MANIFEST):
         h.update(f.relative_to(path).as_posix().encode())
         h.update(file_digest(f).encode())
     return h.hexdigest()
@@ -379,6 +381,7 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
             "dtype": str(dtype).replace("torch.", ""), "metrics": metrics}
     write_text(tmp / "README.md", model_card(card))
     write_json(tmp / "model_card.json", card)
+    write_dir_manifest(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # the final model supersedes the checkpoints
