@@ -251,3 +251,43 @@ def test_training_builds_the_dpo_config_that_validation_checks(tmp_path):
     assert args.save_total_limit == default("dpo.save_total_limit") and args.use_cpu
     assert args.precompute_ref_log_probs is default("dpo.precompute_ref_log_probs")
     assert not (tmp_path / "out").exists()  # building the config makes no directory
+
+
+def test_a_pinned_base_revision_loads_policy_reference_and_tokenizer(tiny, monkeypatch):
+    """A base that is a pointer with a revision (``base_model.revision``) is loaded at that
+    revision: TRL builds the policy and the reference model from ``DPOConfig.model_init_kwargs``
+    (trl/trainer/dpo_trainer.py, ``create_model_from_path``), the tokenizer is loaded with it, and
+    the model card records it. The base here is local, where transformers has no revisions: the
+    spies record the keyword and load without it."""
+    import shutil
+
+    import transformers
+    import trl.trainer.dpo_trainer as dpo_trainer
+
+    from polyrefusal.training.models import POINTER
+
+    pointer = tiny / "pinned_base"
+    shutil.rmtree(pointer, ignore_errors=True)
+    pointer.mkdir()
+    (pointer / POINTER).write_text(json.dumps({"path": str(tiny / "base"), "revision": "v1"}))
+    seen = []
+    create, tokenizer = dpo_trainer.create_model_from_path, transformers.AutoTokenizer.from_pretrained
+
+    def create_spy(path, **kwargs):
+        seen.append(("model", kwargs.pop("revision", None)))
+        return create(path, **kwargs)
+
+    def tokenizer_spy(path, **kwargs):
+        seen.append(("tokenizer", kwargs.pop("revision", None)))
+        return tokenizer(path, **kwargs)
+
+    monkeypatch.setattr(dpo_trainer, "create_model_from_path", create_spy)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", tokenizer_spy)
+    from polyrefusal.training.dpo import train_config
+
+    out = tiny / "models" / "pinned"
+    train_config("single_en", pointer, [tiny / "pairs" / "en.train.jsonl"], out,
+                 {**DPO, "precompute_ref_log_probs": False}, tiny / "ckpt")
+    assert ("tokenizer", "v1") in seen and seen.count(("model", "v1")) == 2, seen  # policy and reference
+    card = json.loads((out / "model_card.json").read_text())
+    assert (card["base_model"], card["base_revision"]) == (str(tiny / "base"), "v1")

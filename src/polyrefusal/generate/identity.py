@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .. import hub  # standard library only at import time, like this module
 from ..errors import UserError
-from ..training.models import POINTER  # standard library only, like this module
+from ..training.models import resolve  # standard library only, like this module
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +191,9 @@ def adapter_info(path: str | Path) -> Adapter | None:
         raise UserError("the adapter names no base model", file=str(config_file),
                         field="base_model_name_or_path")
     revision = config.get("revision")
-    pointer = Path(base).expanduser() / POINTER
-    if pointer.is_file():
-        target = json.loads(pointer.read_text(encoding="utf-8"))
-        base, revision = target["path"], revision or target.get("revision")
+    named = resolve(Path(base).expanduser())  # a base that is a pointer directory: what it names
+    if named.path != str(Path(base).expanduser()):
+        base, revision = named.path, revision or named.revision
     ranks = [config.get("r") or 0, *(config.get("rank_pattern") or {}).values()]
     return Adapter(path=str(directory.resolve()), base=base, revision=revision,
                    rank=max(int(r) for r in ranks),

@@ -168,15 +168,19 @@ def offline_env(local_model: bool):
                 os.environ[k] = v
 
 
-def model_args(model_path: str, dtype: str) -> tuple[dict, bool, dict | None]:
-    """lm-eval ``hf`` model arguments for a model directory, hub id or adapter directory;
-    whether everything it loads is local (then the hub is switched off); and, for an adapter,
-    the base it names (for the output: as recorded, not where this machine found it)."""
+def model_args(model_path: str, dtype: str, revision: str | None = None) -> tuple[dict, bool, dict | None]:
+    """lm-eval ``hf`` model arguments for a model directory, hub id (at `revision`, a pointer's)
+    or adapter directory; whether everything it loads is local (then the hub is switched off);
+    and, for an adapter, the base it names (for the output: as recorded, not where this machine
+    found it)."""
     from ..generate.identity import adapter_info, locate_model
 
     adapter = adapter_info(model_path) if Path(model_path).is_dir() else None
     if adapter is None:
-        return {"pretrained": model_path, "dtype": dtype}, Path(model_path).exists(), None
+        args = {"pretrained": model_path, "dtype": dtype}
+        if revision and not Path(model_path).exists():
+            args["revision"] = revision
+        return args, Path(model_path).exists(), None
     base = locate_model(adapter.base, adapter.revision)
     args = {"pretrained": base.source, "peft": adapter.path, "dtype": dtype}
     if adapter.has_tokenizer:
@@ -186,7 +190,8 @@ def model_args(model_path: str, dtype: str) -> tuple[dict, bool, dict | None]:
     return args, base.local_only, {"base": adapter.base, "revision": adapter.revision}
 
 
-def evaluate_model(model_path: str, langs: Sequence[str], work_dir: Path, *, source: str | None = None,
+def evaluate_model(model_path: str, langs: Sequence[str], work_dir: Path, *, revision: str | None = None,
+                   source: str | None = None,
                    fmt: str | None = None, limit: int | None = None, batch_size: int | None = None,
                    device: str | None = None, dtype: str | None = None, seed: int | None = None,
                    num_fewshot: int | None = None) -> dict:
@@ -218,7 +223,7 @@ def evaluate_model(model_path: str, langs: Sequence[str], work_dir: Path, *, sou
         log.warning("capability: no language is covered by %s", source)
         return out
     names = write_tasks(work_dir / "tasks", questions, fmt)
-    args, local, adapter = model_args(model_path, dtype)
+    args, local, adapter = model_args(model_path, dtype, revision)
     if adapter is not None:
         out["adapter_of"] = adapter
     with offline_env(local):

@@ -12,7 +12,6 @@ One job per model, all languages in it (the model is loaded once). Settings come
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -20,20 +19,12 @@ from pathlib import Path
 
 from ..io import write_json
 from ..params import flag, load_params, with_defaults
-from ..training.models import POINTER, resolve_model
+from ..training.models import resolve
 
 log = logging.getLogger(__name__)
 
 #: generation backends without log-likelihoods (API models): no capability score
 API_BACKENDS = ("openai",)
-
-
-def pointer_backend(model_dir: str) -> str | None:
-    """The backend a model pointer names (audit models), or None."""
-    pointer = Path(model_dir) / POINTER
-    if pointer.exists():
-        return json.loads(pointer.read_text(encoding="utf-8")).get("backend")
-    return None
 
 
 def settings(params: dict) -> dict:
@@ -65,28 +56,29 @@ def run(args):
     langs = args.langs.split(",") if args.langs else list(params["languages"])
     name = args.name or Path(args.model).name
     torch.set_num_threads(int(cfg["torch_threads"]))
-    model_path = resolve_model(args.model)
+    model = resolve(args.model)
+    model_path = model.path
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    backend = pointer_backend(args.model)
-    if backend in API_BACKENDS:
+    if model.backend in API_BACKENDS:
         # lm-eval's multiple-choice scoring needs the model's log-likelihoods (local weights)
         write_json(out, {"model": name, "model_path": model_path, "source": cfg["source"],
                          "format": cfg["format"], "languages": {}, "not_covered": langs,
-                         "skipped": f"{backend} backend: multiple-choice scoring needs local weights"})
-        log.warning("capability %s: skipped (%s backend)", name, backend)
+                         "skipped": f"{model.backend} backend: multiple-choice scoring needs local weights"})
+        log.warning("capability %s: skipped (%s backend)", name, model.backend)
         return
     from ..scoring.capability import evaluate_model
 
     work = Path(tempfile.mkdtemp(prefix=f".capability-{name}.", dir=out.parent))
     try:
-        result = evaluate_model(model_path, langs, work, source=cfg["source"], fmt=cfg["format"],
+        result = evaluate_model(model_path, langs, work, revision=model.revision, source=cfg["source"], fmt=cfg["format"],
                                 limit=cfg["limit"], batch_size=int(cfg["batch_size"]),
                                 dtype=cfg["dtype"], seed=int(cfg["seed"]),
                                 num_fewshot=int(cfg["num_fewshot"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result = {"model": name, "model_path": model_path, **result}
+    result = {"model": name, "model_path": model_path, **({"revision": model.revision} if model.revision else {}),
+              **result}
     write_json(out, result)
     accs = {lang: round(v["acc"], 3) for lang, v in result["languages"].items()}
     log.info("capability %s: %s; not covered: %s", name, accs, result["not_covered"] or "none")

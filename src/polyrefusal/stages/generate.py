@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..io import atomic_dir, read_records, write_records
 from ..params import load_params, with_defaults
-from ..training.models import model_backend, resolve_model
+from ..training.models import resolve
 
 log = logging.getLogger(__name__)
 KEEP = ("id", "source_id", "lang", "category", "style", "target_group", "harmful", "origin")
@@ -32,7 +32,8 @@ def model_spec(params: dict, model_dir: str):
     from ..generate.base import ModelSpec
 
     g = with_defaults(params)["generation"]
-    return ModelSpec(path=resolve_model(model_dir), max_new_tokens=g["max_new_tokens"],
+    model = resolve(model_dir)
+    return ModelSpec(path=model.path, revision=model.revision, max_new_tokens=g["max_new_tokens"],
                      temperature=g["temperature"], top_p=g["top_p"], seed=g["seed"],
                      system_prompt=g["system_prompt"], batch_size=g["batch_size"], dtype=g["dtype"],
                      extra={"torch_threads": g["torch_threads"], **g["extra"]})
@@ -42,7 +43,8 @@ def run(args):
     from ..generate.runner import generate_cached
 
     params = load_params(args.params)
-    if not model_backend(args.model):  # the backend comes from params: name the file and line
+    backend = resolve(args.model).backend
+    if not backend:  # the backend comes from params: name the file and line
         from ..errors import UserError
         from ..generate.base import GENERATORS
         from ..params import yaml_line
@@ -57,7 +59,7 @@ def run(args):
     tests = [Path(args.pairs_dir) / f"{lang}.test.jsonl" for lang in params["languages"]]
     per_file = [(t, read_records(t)) for t in tests]
     prompts = [r["prompt"][0]["content"] for _, recs in per_file for r in recs]
-    answers, stats = generate_cached(model_backend(args.model) or params["generation"]["backend"], model_spec(params, args.model),
+    answers, stats = generate_cached(backend, model_spec(params, args.model),
                                      prompts, cache_dir)
     i = 0
     with atomic_dir(args.out_dir) as out_dir:

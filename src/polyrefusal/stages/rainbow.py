@@ -57,7 +57,7 @@ def rainbow_params(params: dict, params_file: str | None = "params.yaml") -> dic
 def model_spec(section: dict, params: dict, where: str, params_file: str | None = None):
     """(backend, ModelSpec) for a ``rainbow.mutator``/``rainbow.target`` section."""
     from ..generate.base import ModelSpec
-    from ..training.models import resolve_model
+    from ..training.models import resolve
 
     known = {f.name for f in dataclasses.fields(ModelSpec)} | {"backend"}
     for key in section:
@@ -77,7 +77,10 @@ def model_spec(section: dict, params: dict, where: str, params_file: str | None 
             spec["extra"] = {**spec["extra"], **(value or {})}
         else:
             spec[key] = value
-    spec["path"] = resolve_model(section["path"])
+    model = resolve(section["path"])
+    spec["path"] = model.path
+    if model.revision and not section.get("revision"):  # a pointer's pinned revision
+        spec["revision"] = model.revision
     backend = section.get("backend") or g["backend"]
     return backend, ModelSpec(**spec)
 
