@@ -124,16 +124,22 @@ def write_manifest(path: str | os.PathLike, files: dict[str, Path]) -> None:
     write_text(path, json.dumps({"md5": digests}, indent=2, ensure_ascii=False) + "\n")
 
 
-def write_dir_manifest(directory: str | os.PathLike) -> None:
-    """Write ``directory/MANIFEST``: its files at any depth by relative path, the manifest and
-    hidden files (Snakemake's .snakemake_timestamp, a writer's temporaries) left out."""
+def content_files(directory: str | os.PathLike) -> dict[str, Path]:
+    """A directory output's content: its files at any depth, by relative path; the manifest and
+    hidden files (Snakemake's .snakemake_timestamp, which DVC's runs do not leave, and a
+    writer's temporaries) left out."""
     root = Path(directory)
     files = {}
     for f in root.rglob("*"):
         rel = f.relative_to(root)
         if f.is_file() and rel.as_posix() != MANIFEST and not any(part.startswith(".") for part in rel.parts):
             files[rel.as_posix()] = f
-    write_manifest(root / MANIFEST, files)
+    return files
+
+
+def write_dir_manifest(directory: str | os.PathLike) -> None:
+    """Write ``directory/MANIFEST``, the manifest of its ``content_files``."""
+    write_manifest(Path(directory) / MANIFEST, content_files(directory))
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

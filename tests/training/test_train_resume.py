@@ -150,3 +150,22 @@ def test_incomplete_checkpoints_are_skipped(tmp_path):
     assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]
     assert last_checkpoint(tmp_path / "missing") is None
+
+
+def test_the_base_digest_is_the_same_whichever_tool_made_the_base(tmp_path):
+    """The base model's digest (it keys the checkpoints and the stored reference log-probs, and
+    the model card records it) reads the directory's content: the .snakemake_timestamp that
+    Snakemake leaves in a directory output (and `dvc repro` does not) and the manifest do not
+    count, so a store filled under one tool serves the other."""
+    from polyrefusal.io import atomic_dir
+    from polyrefusal.training.dpo import dir_digest
+
+    by_dvc, by_snakemake = tmp_path / "dvc" / "base", tmp_path / "snakemake" / "base"
+    for out in (by_dvc, by_snakemake):
+        with atomic_dir(out) as tmp:
+            (tmp / "config.json").write_text("{}")
+            (tmp / "model.safetensors").write_bytes(b"weights")
+    (by_snakemake / ".snakemake_timestamp").touch()
+    assert dir_digest(by_dvc) == dir_digest(by_snakemake)
+    (by_dvc / "model.safetensors").write_bytes(b"other weights")
+    assert dir_digest(by_dvc) != dir_digest(by_snakemake)

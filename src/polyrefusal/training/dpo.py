@@ -39,9 +39,9 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import UserError
-from ..io import MANIFEST, read_records, stable_hash, write_dir_manifest, write_json, write_text
+from ..io import content_files, read_records, stable_hash, write_dir_manifest, write_json, write_text
 from ..params import CONFIG_DEF, config_definition, config_languages, schema_problem, with_defaults
-from .models import resolve_model
+from .models import resolve
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +133,12 @@ def file_digest(path: Path) -> str:
 
 
 def dir_digest(path: Path) -> str:
-    """The digest of a model directory's files (its manifest, which only restates them, left
-    out)."""
+    """The digest of a model directory's content (``io.content_files``: its manifest, which
+    only restates them, and hidden files left out). Snakemake leaves a .snakemake_timestamp in every
+    directory output and DVC does not, and the digest keys the checkpoints and the stored
+    reference log-probs: with it, a base made by one tool missed the other tool's stores."""
     h = hashlib.sha256()
-    for f in sorted(p for p in Path(path).rglob("*") if p.is_file() and p.relative_to(path).as_posix() != MANIFEST):
+    for f in sorted(content_files(path).values()):
         h.update(f.relative_to(path).as_posix().encode())
         h.update(file_digest(f).encode())
     return h.hexdigest()
@@ -284,7 +286,11 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     if not rows:
         raise UserError(f"training configuration {name!r} has no training pairs "
                         f"(files: {', '.join(map(str, pair_files))})", field=f"config_defs.{name}")
-    base_path = resolve_model(base_dir)
+    base = resolve(base_dir)
+    base_path = base.path
+    # a pinned revision of a hub base (base_model.revision) loads the policy, the reference
+    # model (TRL builds it with the same model_init_kwargs), the tokenizer and the merge base
+    revision = {"revision": base.revision} if base.revision else {}
     digests = [file_digest(f) for f in pair_files]
     data_digest = stable_hash(digests)
     base_digest = dir_digest(base_dir)
@@ -297,6 +303,7 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     cuda = torch.cuda.is_available()
     dtype = train_dtype(settings, cuda)
     args = DPOConfig(**dpo_arguments(settings, str(ckpt_dir), cuda=cuda))
+    args.model_init_kwargs = {**(args.model_init_kwargs or {}), **revision}
     precompute = bool(settings["precompute_ref_log_probs"])
     use_lora = bool(settings["use_lora"])
 
@@ -317,7 +324,7 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     dataset = Dataset.from_list(records)
 
     peft_config = _lora_config(settings) if use_lora else None
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    tokenizer = AutoTokenizer.from_pretrained(base_path, **revision)
 
     # LoRA's random A matrices are drawn while the trainer is built, before Trainer seeds.
     transformers.set_seed(seed)
@@ -344,8 +351,8 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
         return {}
     merged = use_lora and bool(settings["merge_lora"])
     if merged:
-        merge_adapter(tmp, base_path, dtype)
-    adapter = record_adapter_base(tmp, base_path) if use_lora and not merged else None
+        merge_adapter(tmp, base_path, dtype, base.revision)
+    adapter = record_adapter_base(tmp, base_path, base.revision) if use_lora and not merged else None
     (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the card holds the params
     # How the tokenizer was loaded (HF_HUB_OFFLINE=1 sets local_files_only) is no property of the
     # model; saved, it would make the model files (and the response-cache identity) differ
@@ -373,7 +380,8 @@ def train_config(name: str, base_dir: Path, pair_files: list[Path], out_dir: Pat
     provenance = {"resumed_from_step": int(resume_from.name.split("-")[1]) if resume_from else None,
                   "ref_logps_cache": getattr(trainer, "ref_cache_stats", None)}
     log.info("train %s: provenance %s", name, provenance)
-    card = {"base_model": base_path, "base_digest": base_digest, "data_digest": data_digest,
+    card = {"base_model": base_path, **({"base_revision": base.revision} if base.revision else {}),
+            "base_digest": base_digest, "data_digest": data_digest,
             "data_files": {str(f): d for f, d in zip(pair_files, digests)}, "configuration": name,
             "selection": {k: spec.get(k) for k in ("langs", "groups", "strategies", "include_general")},
             "hyperparameters": dpo, "format": ("lora-merged" if merged else "lora-adapter") if use_lora else "full",
@@ -397,30 +405,32 @@ def checkpointing_arg(config_cls, on: bool) -> dict:
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
 
 
-def merge_adapter(adapter_dir: Path, base_path: str, dtype) -> None:
+def merge_adapter(adapter_dir: Path, base_path: str, dtype, revision: str | None = None) -> None:
     """Replace the LoRA adapter in ``adapter_dir`` by the merged full model (reloaded on CPU,
     so it works the same after FSDP / ZeRO-3 training)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, **({"revision": revision} if revision else {}))
     model = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     for f in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
         (adapter_dir / f).unlink(missing_ok=True)
     model.save_pretrained(adapter_dir)
 
 
-def record_adapter_base(adapter_dir: Path, base_path: str) -> dict:
+def record_adapter_base(adapter_dir: Path, base_path: str, revision: str | None = None) -> dict:
     """Make the adapter name the base it was trained on, as the path or hub id given to
-    training (a relative path stays relative to the project root), so vLLM, lm-eval and peft
-    serve it over that base and the response cache keys it by that base's identity; returns
-    what the model card records of the adapter."""
+    training (a relative path stays relative to the project root) and, when one was pinned, its
+    revision (PEFT's ``revision``), so vLLM, lm-eval and peft serve it over that base and the
+    response cache keys it by that base's identity; returns what the model card records of the
+    adapter."""
     config_file = adapter_dir / "adapter_config.json"
     config = json.loads(config_file.read_text(encoding="utf-8"))
     # peft fills base_model_name_or_path from the model's name_or_path, which is what TRL
     # loaded; set it explicitly so no loader detail (a resolved snapshot path) can leak in.
-    if config.get("base_model_name_or_path") != base_path:
-        config["base_model_name_or_path"] = base_path
+    wanted = {"base_model_name_or_path": base_path, **({"revision": revision} if revision else {})}
+    if any(config.get(k) != v for k, v in wanted.items()):
+        config.update(wanted)
         write_json(config_file, config)
     return {"base_model_name_or_path": base_path, "peft_type": config.get("peft_type"),
             "r": config.get("r"), "lora_alpha": config.get("lora_alpha"),
