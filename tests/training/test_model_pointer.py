@@ -87,3 +87,15 @@ def test_an_adapter_names_its_bases_revision(tmp_path):
     record_adapter_base(tmp_path, "org/model", "v2")
     config = read_json(tmp_path / "adapter_config.json")
     assert (config["base_model_name_or_path"], config["revision"]) == ("org/model", "v2")
+
+
+def test_rainbow_models_get_the_pointers_revision_and_backend(tmp_path):
+    from polyrefusal.stages.rainbow import model_spec
+
+    (tmp_path / POINTER).write_text(json.dumps({"path": "org/model", "revision": "v2", "backend": "vllm"}))
+    params = load_params(ROOT / "params.yaml")
+    backend, spec = model_spec({"path": str(tmp_path)}, params, "rainbow.target")
+    assert (backend, spec.path, spec.revision) == ("vllm", "org/model", "v2")
+    backend, spec = model_spec({"path": str(tmp_path), "revision": "v3", "backend": "transformers"}, params,
+                               "rainbow.target")
+    assert (backend, spec.revision) == ("transformers", "v3")  # what the section says wins

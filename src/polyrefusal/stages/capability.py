@@ -71,8 +71,8 @@ def run(args):
 
     work = Path(tempfile.mkdtemp(prefix=f".capability-{name}.", dir=out.parent))
     try:
-        result = evaluate_model(model_path, langs, work, revision=model.revision, source=cfg["source"], fmt=cfg["format"],
-                                limit=cfg["limit"], batch_size=int(cfg["batch_size"]),
+        result = evaluate_model(model_path, langs, work, revision=model.revision, source=cfg["source"],
+                                fmt=cfg["format"], limit=cfg["limit"], batch_size=int(cfg["batch_size"]),
                                 dtype=cfg["dtype"], seed=int(cfg["seed"]),
                                 num_fewshot=int(cfg["num_fewshot"]))
     finally:

@@ -81,7 +81,7 @@ def model_spec(section: dict, params: dict, where: str, params_file: str | None 
     spec["path"] = model.path
     if model.revision and not section.get("revision"):  # a pointer's pinned revision
         spec["revision"] = model.revision
-    backend = section.get("backend") or g["backend"]
+    backend = section.get("backend") or model.backend or g["backend"]  # as generate: the pointer's, then params'
     return backend, ModelSpec(**spec)
 
 
