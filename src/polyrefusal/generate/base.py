@@ -33,17 +33,25 @@ Prompt = Union[str, list[dict]]
 CACHE_FORMAT = 1
 
 
+def _generation_default(key: str):
+    """A field default from params ``generation``'s schema (one statement of each default): a
+    spec built without it (a guard judge, a respond backend, a test) decodes as a generate job."""
+    from ..params import default
+
+    return field(default_factory=lambda: default(f"generation.{key}"))
+
+
 @dataclass
 class ModelSpec:
     path: str                      # local directory or hub id (openai: the served model name)
     revision: str | None = None
-    dtype: str = "auto"            # auto | float32 | bfloat16 | float16
-    max_new_tokens: int = 64
-    temperature: float = 0.0       # 0 = greedy
-    top_p: float = 1.0
-    seed: int = 0
-    system_prompt: str | None = None
-    batch_size: int = 16
+    dtype: str = _generation_default("dtype")  # auto | float32 | bfloat16 | float16
+    max_new_tokens: int = 64       # generation.max_new_tokens is required in params: no default there
+    temperature: float = _generation_default("temperature")  # 0 = greedy
+    top_p: float = _generation_default("top_p")
+    seed: int = _generation_default("seed")
+    system_prompt: str | None = _generation_default("system_prompt")
+    batch_size: int = _generation_default("batch_size")
     device: str | None = None      # None = cuda if available else cpu
     extra: dict = field(default_factory=dict)  # backend-specific (tensor_parallel_size, base_url...)
 
