@@ -191,10 +191,9 @@ def model_args(model_path: str, dtype: str, revision: str | None = None) -> tupl
 
 
 def evaluate_model(model_path: str, langs: Sequence[str], work_dir: Path, *, revision: str | None = None,
-                   source: str | None = None,
-                   fmt: str | None = None, limit: int | None = None, batch_size: int | None = None,
-                   device: str | None = None, dtype: str | None = None, seed: int | None = None,
-                   num_fewshot: int | None = None) -> dict:
+                   source: str | None = None, fmt: str | None = None, limit: int | None = None,
+                   batch_size: int | None = None, device: str | None = None, dtype: str | None = None,
+                   seed: int | None = None, num_fewshot: int | None = None) -> dict:
     """Accuracy per language of one model with lm-eval; per-item correctness is kept (keyed
     by ``sample_id``) so a change after training can be paired per question. The settings are
     ``params.capability``'s; one left out (None) takes its default from the params schema."""

@@ -134,9 +134,9 @@ def file_digest(path: Path) -> str:
 
 def dir_digest(path: Path) -> str:
     """The digest of a model directory's content (``io.content_files``: its manifest, which
-    only restates them, and hidden files left out). Snakemake leaves a .snakemake_timestamp in every
-    directory output and DVC does not, and the digest keys the checkpoints and the stored
-    reference log-probs: with it, a base made by one tool missed the other tool's stores."""
+    only restates the files, and hidden files left out). Snakemake leaves a .snakemake_timestamp
+    in every directory output and DVC does not, and the digest keys the checkpoints and the
+    stored reference log-probs: with it, a base made by one tool missed the other's stores."""
     h = hashlib.sha256()
     for f in sorted(content_files(path).values()):
         h.update(f.relative_to(path).as_posix().encode())
