@@ -21,10 +21,11 @@ a stage names it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+from .io import file_md5
 
 #: Where CODE's entries are, relative to the project root.
 PACKAGE = "src/polyrefusal"
@@ -144,13 +145,9 @@ def digest_rule(path: str, directory: str = INPUTS_DIR) -> str | None:
     return None
 
 
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()  # noqa: S324 - a content key, as DVC's
-
-
 def digest(rule: str, params: dict, root: Path = Path(".")) -> dict:
     """What `rule`'s commands read besides their data: {code: {file: md5}, params: {key: value}}."""
-    return {"code": {f: _md5(root / f) for f in code_files(rule, root)},
+    return {"code": {f: file_md5(root / f) for f in code_files(rule, root)},
             "params": {k: lookup(params, k) for k in digest_keys(rule, params)}}
 
 
