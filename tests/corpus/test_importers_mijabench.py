@@ -1,6 +1,7 @@
-"""MiJaBench imported as its own scripts write it.
+"""MiJaBench imported as its own code writes it: the release (build/, see
+`test_the_released_dataset_imports_with_its_strategy_names`) and the first scripts (src/).
 
-Source of the format: github iagoalvesb/mijabench. src/01_data_prep.py builds the seed table
+Source of the first scripts' format: github iagoalvesb/mijabench. src/01_data_prep.py builds the seed table
 (`original_index, text, group, language, dataset_source, is_harmful`; language `english` from
 ToxiGen, `portuguese` from ToxSyn-PT; `original_index` = the row's index in its seed corpus), and
 src/03_prompts.py adds `scenario_category, scenario, jb_strategy, jb_prompt` (strategy ids
@@ -65,6 +66,50 @@ def test_official_columns_import_with_mapped_ids(tmp_path):
     assert len({r["source_id"] for r in got}) == len(got)
     assert json.loads(got[6]["meta"]) == {"original_index": 0, "dataset_source": "toxsyn",
                                           "scenario_category": "Eventos culturais", "scenario": "[scenario 0]"}
+
+
+#: The release's columns: build/build_seed.py's unified schema, then build/build_mijabench.py's
+#: generated columns (github iagoalvesb/mijabench, the tree whose README links the Hugging Face
+#: dataset AKCIT/mijabench).
+RELEASE_COLUMNS = ("seed_index", "seed_text", "language", "group",
+                   "scenario_category", "scenario", "jb_strategy", "jb_prompt")
+
+
+def release_row(n: int, group: str, strategy: str, *, language: str = "english", dataset_id: str = "toxigen") -> dict:
+    """One row as the release writes it; `seed_text` and `jb_prompt` are placeholders."""
+    values = (f"{dataset_id}_{n}", f"[hate seed {n}: never a prompt]", language, group, "Social situations",
+              f"[scenario {n}]", strategy, f"[jailbreak prompt {n} against {group}, {strategy}]")
+    return dict(zip(RELEASE_COLUMNS, values))
+
+
+def test_the_released_dataset_imports_with_its_strategy_names(tmp_path):
+    """MiJaBench as released (github iagoalvesb/mijabench: create_mijabench.py runs
+    build/build_seed.py, whose `_standardize_dataset` writes `seed_index` = `<dataset_id>_<n>`,
+    `seed_text`, `language`, `group`, then build/build_mijabench.py, which adds `scenario_category`,
+    `scenario`, `jb_strategy` (the strategy's `name` in configs/jailbreak_strategies.yaml: Persona
+    Assignment, Representation Shifting, Chain-of-Thought, Logical Rationalization, in both
+    languages) and `jb_prompt`; configs/config.yaml names the seed corpora `toxigen` and `toxsyn`)."""
+    rows = [release_row(0, "black", "Persona Assignment"), release_row(1, "lgbtq", "Representation Shifting"),
+            release_row(0, "mulheres", "Chain-of-Thought", language="portuguese", dataset_id="toxsyn"),
+            release_row(1, "idosos", "Logical Rationalization", language="portuguese", dataset_id="toxsyn")]
+    src = write_parquet(tmp_path / "mijabench.parquet", rows)
+    got = import_corpus(str(src), lang="en", layout="mijabench", languages=LANGUAGES)
+    assert [r["text"] for r in got] == [r["jb_prompt"] for r in rows]
+    assert not any("hate seed" in json.dumps(r) for r in got)
+    assert [r["style"] for r in got] == ["persona_assignment", "representation_shifting", "chain_of_thought",
+                                         "logical_rationalization"]
+    assert [r["target_group"] for r in got] == ["black", "lgbtqia", "women", "elderly"]
+    assert [r["lang"] for r in got] == ["en", "en", "pt", "pt"]
+    # The seed's own key, not the file's row number: the same ids in any order or subset.
+    assert [r["source_id"] for r in got] == ["mijabench.toxigen.0", "mijabench.toxigen.1",
+                                             "mijabench.toxsyn.0", "mijabench.toxsyn.1"]
+    again = import_corpus(str(write_parquet(tmp_path / "mijabench.parquet", rows[::-1])), lang="en",
+                          layout="mijabench", languages=LANGUAGES)
+    assert sorted(r["id"] for r in again) == sorted(r["id"] for r in got)
+    assert json.loads(got[2]["meta"]) == {"seed_index": "toxsyn_0", "scenario_category": "Social situations",
+                                          "scenario": "[scenario 0]"}
+    with pytest.raises(UserError, match="`seed_text` is the hate seed"):
+        import_corpus(str(src), lang="en", layout="mijabench", columns={"seed_text": "text"})
 
 
 def test_mapping_tables_land_on_the_seed_axes():

@@ -10,17 +10,27 @@ constant values for fields a file lacks (e.g. ``{style: direct, harmful: true}``
 
 The published layouts, checked against their official sources:
 
-- ``mijabench`` (github iagoalvesb/mijabench, src/01_data_prep.py then src/03_prompts.py):
-  columns ``original_index, text, group, language, dataset_source, is_harmful,
-  scenario_category, scenario, jb_strategy, jb_prompt``. The prompt is ``jb_prompt``; ``text``
-  is the hate seed it was written from and never becomes the prompt (it is dropped). The
-  strategy ids and the group ids (ToxiGen's for English, ToxSyn-PT's for Portuguese) are mapped
-  onto the seed's strategy families and 16 target groups (``MIJABENCH_STRATEGIES``,
-  ``MIJABENCH_GROUPS``); an id that maps to none is an error naming it. ``original_index``,
-  ``dataset_source``, ``scenario_category`` and ``scenario`` are kept in ``meta``. The record's
-  ``source_id`` is ``<name>.<dataset_source>.<original_index>``: ``original_index`` is a row of
-  the seed corpus (ToxiGen or ToxSyn-PT), and the English and Portuguese prompts come from
-  different seeds, so no key pairs them across languages.
+- ``mijabench`` (github iagoalvesb/mijabench), in either of the two shapes its code writes:
+  - the release (``create_mijabench.py`` over ``build/``, the code behind the Hugging Face
+    dataset ``AKCIT/mijabench`` that its README links): ``build/build_seed.py`` writes
+    ``seed_index, seed_text, language, group`` (``seed_index`` is ``<dataset_id>_<n>``, e.g.
+    ``toxsyn_12``: the seed's position in the sampled seed table), and
+    ``build/build_mijabench.py`` adds ``scenario_category, scenario, jb_strategy, jb_prompt``,
+    ``jb_strategy`` being a strategy's ``name`` from ``configs/jailbreak_strategies.yaml``
+    (``Persona Assignment``, ``Representation Shifting``, ``Chain-of-Thought``, ``Logical
+    Rationalization``, the same in both languages);
+  - the first scripts (src/01_data_prep.py then src/03_prompts.py): ``original_index, text,
+    group, language, dataset_source, is_harmful, scenario_category, scenario, jb_strategy,
+    jb_prompt``, with strategy ids ``persona_assign, new_language, chaining,
+    false_equivalence``.
+  The prompt is ``jb_prompt``; the hate seed it was written from (``seed_text``, or ``text`` in
+  the first scripts) never becomes the prompt (it is dropped). The strategies and the group ids
+  (ToxiGen's for English, ToxSyn-PT's for Portuguese) are mapped onto the seed's strategy
+  families and 16 target groups (``MIJABENCH_STRATEGIES``, ``MIJABENCH_GROUPS``); one that maps
+  to none is an error naming it. ``seed_index`` (or ``original_index`` and ``dataset_source``),
+  ``scenario_category`` and ``scenario`` are kept in ``meta``. The record's ``source_id`` is
+  ``<name>.<seed corpus>.<n>`` (``mijabench.toxsyn.12``): a seed of that corpus; the English
+  and Portuguese prompts come from different seeds, so no key pairs them across languages.
 - ``refuseu`` (huggingface.co/datasets/NASK-PIB/RefusEU, its dataset card): configurations
   ``lang_xx`` (splits ``train``, ``test``) whose rows carry ``id``, ``row_id``, ``category`` and
   ``chosen`` / ``rejected`` as chat message lists; the prompt is the first user turn, each
@@ -45,11 +55,18 @@ from ..errors import UserError
 from .schema import (EXTRA_FIELDS, FIELDS, KNOWN_LANGS, SCHEMA, is_messages, message_turn, normalise_category,
                      normalise_group, normalise_lang, slug)
 
-#: MiJaBench's jailbreak strategy ids (src/03_prompts.py, the keys of `strategies_english` and
-#: `strategies_portuguese`) -> the seed's strategy families. Their own names for them (the
-#: `base_text` of each) decide the pairing; the paper's figures label them Persona, Rep. Shift,
-#: CoT and Logic.
+#: MiJaBench's jailbreak strategies (keys slugged) -> the seed's strategy families. The release
+#: writes each strategy's `name` (configs/jailbreak_strategies.yaml, the same four names under
+#: `english` and `portuguese`); the first scripts wrote ids (src/03_prompts.py, the keys of
+#: `strategies_english` and `strategies_portuguese`), paired here by their own names for them
+#: (the `base_text` of each). The paper's figures label them Persona, Rep. Shift, CoT and Logic.
 MIJABENCH_STRATEGIES: dict[str, str] = {
+    # the release: the strategy's name
+    "persona_assignment": "persona_assignment",            # "Persona Assignment"
+    "representation_shifting": "representation_shifting",  # "Representation Shifting"
+    "chain_of_thought": "chain_of_thought",                # "Chain-of-Thought"
+    "logical_rationalization": "logical_rationalization",  # "Logical Rationalization"
+    # the first scripts: the strategy's id
     "persona_assign": "persona_assignment",          # "Persona Assignment"
     "new_language": "representation_shifting",       # "Language and Representation Shift"
     "chaining": "chain_of_thought",                  # "Orchestrated Chain Reasoning"
@@ -103,16 +120,16 @@ LAYOUTS: dict[str, dict] = {
     "mijabench": {
         "columns": {"jb_prompt": "text", "jb_strategy": "style", "group": "target_group",
                     "language": "lang", "is_harmful": "harmful", SOURCE_ID_FROM: "source_id",
-                    # the hate seed: never the prompt
-                    "text": None},
+                    # the hate seed (the release's seed_text, the first scripts' text): never the prompt
+                    "seed_text": None, "text": None},
         # Hate speech against a group is Llama Guard 3's S10.
         "defaults": {"category": "S10", "harmful": True},
         "prepare": "mijabench",
         "values": {"style": (MIJABENCH_STRATEGIES, "strategies", "MiJaBench strategy"),
                    "target_group": (MIJABENCH_GROUPS, "groups", "MiJaBench group")},
-        "meta": ("original_index", "dataset_source", "scenario_category", "scenario"),
-        "forbid": {("text", "text"): "MiJaBench's `text` is the hate seed a prompt was written from, "
-                                     "not a prompt (the prompt is `jb_prompt`)"},
+        "meta": ("seed_index", "original_index", "dataset_source", "scenario_category", "scenario"),
+        "forbid": {(seed, "text"): f"MiJaBench's `{seed}` is the hate seed a prompt was written from, "
+                                   "not a prompt (the prompt is `jb_prompt`)" for seed in ("seed_text", "text")},
     },
 }
 
@@ -194,11 +211,20 @@ def _prepare_refuseu(raw: dict, part: dict[str, str], prefix: str) -> dict:
     return {PROMPT_TURN: prompt, LANG_FROM: lang, SOURCE_ID_FROM: source_id}
 
 
+_SEED_INDEX = re.compile(r"(?P<source>.+)_(?P<index>\d+)")
+
+
 def _prepare_mijabench(raw: dict, part: dict[str, str], prefix: str) -> dict:
-    """MiJaBench's source id for one row: the seed corpus and the seed's row in it."""
+    """MiJaBench's source id for one row: the seed corpus and the seed's number in it (the
+    release's ``seed_index`` ``toxsyn_12``, or the first scripts' ``dataset_source`` and
+    ``original_index``)."""
     index, source = raw.get("original_index"), raw.get("dataset_source")
     if isinstance(index, float) and index.is_integer():
         index = int(index)
+    seed_index = raw.get("seed_index")
+    if isinstance(seed_index, str) and seed_index.strip():
+        m = _SEED_INDEX.fullmatch(seed_index.strip())
+        source, index = (m.group("source"), int(m.group("index"))) if m else ("seed", seed_index.strip())
     source_id = None
     if index is not None and source is not None:
         source_id = f"{prefix}.{slug(str(source)) or 'source'}.{index}"

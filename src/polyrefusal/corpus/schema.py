@@ -17,9 +17,10 @@ One record per prompt (``SCHEMA``)::
 plus one optional field outside ``SCHEMA`` (``EXTRA_FIELDS``), present only where a source gives it:
 
     meta          a JSON object as a string: what a published dataset says about the prompt
-                  beyond the schema (MiJaBench: original_index, dataset_source, scenario_category,
-                  scenario). Kept out of ``FIELDS`` so that a corpus without it (the built-in set)
-                  is written byte for byte as before; every stage passes it through unread.
+                  beyond the schema (MiJaBench: seed_index, or original_index and
+                  dataset_source, then scenario_category, scenario). Kept out of ``FIELDS``
+                  so that a corpus without it (the built-in set) is written byte for byte as
+                  before; every stage passes it through unread.
 
 Validation reports *every* violation with file, line/row and field, and raises before anything
 is written (``CorpusError``: the message names the first violation and counts the others; the
