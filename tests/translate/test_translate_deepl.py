@@ -360,7 +360,7 @@ def test_a_wrong_key_does_not_offer_to_resume(server, tmp_path, monkeypatch):
     assert "HTTP 403" in str(err.value) and "re-run" not in str(err.value)
 
 
-def test_a_failed_target_still_writes_its_usage(server, tmp_path, capsys):
+def test_a_failed_target_still_writes_its_usage(server, tmp_path, caplog):
     """The quota runs out in the middle of a target: what was billed is in the usage file."""
     records = [{"id": f"r{i}", "text": f"Sentence {i:03d} which needs a translation!!"} for i in range(120)]
     server.quota = 50 * 40 + 10
@@ -372,6 +372,41 @@ def test_a_failed_target_still_writes_its_usage(server, tmp_path, capsys):
     assert usage["characters_billed"] == 50 * 40 == server.total_billed and usage["requests"] == 1
     assert "HTTP 456" in usage["failed"] and not out.exists()
     assert KEY not in json.dumps(usage)
+    # The same record logged (to stderr: a rule's log), where it outlives a job whose outputs are removed.
+    assert json.dumps(usage, sort_keys=True) in caplog.text and KEY not in caplog.text
+
+
+@pytest.mark.slow
+def test_a_failed_targets_bill_survives_snakemake_removing_its_outputs(server, tmp_path):
+    """Snakemake removes the outputs of a failed job ("Removing output files of failed job ...
+    since they might be corrupted", snakemake/snakemake#45), the usage file with them, and keeps
+    its log: the log holds what was billed. The rule has the shape of rules/translate.smk
+    (`--usage {output.usage} ... 2> {log}`)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    records = [{"id": f"r{i}", "text": f"Sentence {i:03d} which needs a translation!!"} for i in range(120)]
+    server.quota = 50 * 40 + 10
+    write_records(tmp_path / "in.jsonl", records)
+    (tmp_path / "Snakefile").write_text(
+        "rule translate:\n"
+        "    input: 'in.jsonl'\n"
+        "    output: translations='out/de.jsonl', usage='out/de.usage.json'\n"
+        "    log: 'logs/de.log'\n"
+        "    shell: 'polyrefusal translate --backend deepl --target de --memory mem "
+        "--usage {output.usage} {input} {output.translations} 2> {log}'\n")
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run([f"{bin_dir}/snakemake", "--cores", "1"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "Removing output files of failed job" in proc.stdout + proc.stderr
+    assert not (tmp_path / "out/de.usage.json").exists()           # removed with the failed job
+    log = (tmp_path / "logs/de.log").read_text()
+    assert '"characters_billed": 2000' in log and "HTTP 456" in log and KEY not in log
+    assert server.total_billed == 2000
 
 
 def test_a_failure_before_anything_is_billed_leaves_the_usage_file_alone(server, tmp_path):

@@ -77,7 +77,8 @@ def _split(text: str) -> tuple[str, ...]:
 def _write_failed_usage(path: Path, usage: dict | None, partial: dict | None, exc: UserError) -> None:
     """The usage of a run that failed: the forward translation's (``partial`` when it failed,
     else ``usage`` with the failed back-translation's under ``back_translation``), written only
-    if some request was billed."""
+    if some request was billed. It is also logged: a workflow manager removes the outputs of a
+    failed job, the usage file with them (Snakemake does), but keeps its log."""
     if partial is None:
         return
     if usage is None:
@@ -89,6 +90,7 @@ def _write_failed_usage(path: Path, usage: dict | None, partial: dict | None, ex
         return
     record["failed"] = exc.message
     write_json(path, record)
+    log.warning("billed before the failure (also in %s): %s", path, json.dumps(record, sort_keys=True))
 
 
 def run(args: argparse.Namespace) -> int:
