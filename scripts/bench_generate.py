@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # this checkout's package, installed or not
-sys.path.insert(0, str(ROOT / "tests" / "helpers"))  # the local OpenAI-compatible server
+sys.path.insert(0, str(ROOT))  # the local OpenAI-compatible server, tests/helpers/openai_server.py
 
 from polyrefusal.generate.base import GENERATORS, ModelSpec  # noqa: E402
 from polyrefusal.generate.cache import ResponseCache  # noqa: E402
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
                          batch_size=args.batch_size, device=device, extra=dict(extra))
         server = None
         if backend == "openai":
-            from openai_server import FakeOpenAI, echo
+            from tests.helpers.openai_server import FakeOpenAI, echo
             latency = args.openai_latency
 
             def responder(messages, params, _latency=latency):

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "helpers"))
+sys.path.insert(0, str(ROOT))  # the local DeepL stand-in, tests/helpers/deepl_server.py
 
-from deepl_server import FakeDeepL  # noqa: E402
+from tests.helpers.deepl_server import FakeDeepL  # noqa: E402
 
 from polyrefusal import ALL_LANGUAGES, seed  # noqa: E402
 from polyrefusal.translate.driver import translate_records  # noqa: E402

@@ -23,10 +23,10 @@ the billed total over N characters; nothing of a rejected request is billed).
 from __future__ import annotations
 
 import json
-import threading
 import urllib.parse
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .local_server import JSONHandler, LocalServer
 
 MAX_TEXTS = 50
 MAX_BODY = 128 * 1024
@@ -43,8 +43,9 @@ LANGUAGES = list(TARGETS)
 SOURCES = {code.split("-")[0]: name.split(" (")[0] for code, (name, _) in TARGETS.items()}
 
 
-class FakeDeepL:
+class FakeDeepL(LocalServer):
     def __init__(self, auth_key: str = "test-key"):
+        super().__init__(self._handler_class())
         self.auth_key = auth_key
         self.quota: int | None = None
         self.billed = Counter()            # target_lang -> characters billed
@@ -53,11 +54,6 @@ class FakeDeepL:
         self.calls: list[str] = []         # the path of every request, in order
         self.statuses: list[int] = []      # status of each /v2/translate response
         self._failures: list[tuple[int, float | None]] = []
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        # A short poll keeps shutdown() (one per test) fast.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
 
     # -- scripting -------------------------------------------------------------------------
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
@@ -71,23 +67,7 @@ class FakeDeepL:
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "FakeDeepL":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> "FakeDeepL":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return self.origin
 
     # -- the API ---------------------------------------------------------------------------
     def _translate(self, params: dict, body_bytes: int) -> tuple[int, dict, dict]:
@@ -124,22 +104,7 @@ class FakeDeepL:
     def _handler_class(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def _reply(self, status: int, obj, headers: dict | None = None) -> None:
-                body = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(JSONHandler):
             def _params(self) -> tuple[dict, int]:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -154,7 +119,7 @@ class FakeDeepL:
             def _authorised(self) -> bool:
                 if self.headers.get("Authorization") == f"DeepL-Auth-Key {server.auth_key}":
                     return True
-                self._reply(403, {"message": "Wrong auth key"})
+                self.send_json(403, {"message": "Wrong auth key"})
                 return False
 
             def _dispatch(self) -> None:
@@ -166,20 +131,20 @@ class FakeDeepL:
                 if path == "/v2/translate" and self.command == "POST":
                     status, obj, headers = server._translate(params, length)
                     server.statuses.append(status)
-                    self._reply(status, obj, headers)
+                    self.send_json(status, obj, headers)
                 elif path == "/v2/usage":
-                    self._reply(200, {"character_count": server.total_billed,
+                    self.send_json(200, {"character_count": server.total_billed,
                                       "character_limit": server.quota or 10**12})
                 elif path == "/v2/languages":
                     kind = str(params.get("type") or "source")
                     server.language_requests.append(kind)
                     if kind == "target":
-                        self._reply(200, [{"language": code, "name": name, "supports_formality": formal}
+                        self.send_json(200, [{"language": code, "name": name, "supports_formality": formal}
                                           for code, (name, formal) in TARGETS.items()])
                     else:
-                        self._reply(200, [{"language": code, "name": name} for code, name in SOURCES.items()])
+                        self.send_json(200, [{"language": code, "name": name} for code, name in SOURCES.items()])
                 else:
-                    self._reply(404, {"message": "Not found"})
+                    self.send_json(404, {"message": "Not found"})
 
             do_GET = do_POST = _dispatch
 

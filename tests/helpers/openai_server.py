@@ -24,10 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+
+from .local_server import JSONHandler, LocalServer
 
 MAX_BODY = 1 << 20
 MAX_DELAY = 10.0
@@ -56,9 +56,10 @@ def echo(messages: list[dict], params: dict) -> str:
     return " ".join(words[: int(params.get("max_tokens") or 16)])
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     def __init__(self, api_key: str = "test-key", responder: Callable[[list[dict], dict], str] = echo,
                  models: tuple[str, ...] | None = None, logprober: Callable | None = None):
+        super().__init__(self._handler_class())
         self.api_key = api_key
         self.responder = responder
         self.logprober = logprober
@@ -68,12 +69,6 @@ class FakeOpenAI:
         self.max_in_flight = 0
         self._in_flight = 0
         self._script: list[tuple[str, float, float | None]] = []  # (kind, status/delay, retry_after)
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        # A short poll keeps stop() fast.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
 
     # -- scripting -------------------------------------------------------------------------
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
@@ -88,24 +83,7 @@ class FakeOpenAI:
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "FakeOpenAI":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeOpenAI":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return f"{self.origin}/v1"
 
     # -- protocol --------------------------------------------------------------------------
     def _next_action(self) -> tuple[str, float, float | None] | None:
@@ -147,26 +125,12 @@ class FakeOpenAI:
     def _handler_class(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"   # keep-alive, as the client's connection pool expects
+        class Handler(JSONHandler):
             timeout = SOCKET_TIMEOUT
-
-            def log_message(self, *args):   # quiet
-                pass
-
-            def _send(self, status: int, obj: dict, headers: dict | None = None) -> None:
-                data = json.dumps(obj).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
 
             def _error(self, status: int, headers: dict | None = None, message: str | None = None) -> None:
                 kind, code, default = ERRORS.get(status, ("server_error", None, "error"))
-                self._send(status, {"error": {"message": message or default, "type": kind, "param": None,
+                self.send_json(status, {"error": {"message": message or default, "type": kind, "param": None,
                                               "code": code}}, headers)
 
             def _authorized(self) -> bool:
@@ -178,7 +142,7 @@ class FakeOpenAI:
                 if not self._authorized():
                     return self._error(401)
                 names = server.models or ("fake-model",)
-                self._send(200, {"object": "list", "data": [{"id": n, "object": "model", "created": 0,
+                self.send_json(200, {"object": "list", "data": [{"id": n, "object": "model", "created": 0,
                                                              "owned_by": "fake"} for n in names]})
 
             def do_POST(self):
@@ -221,7 +185,7 @@ class FakeOpenAI:
                     self._error(404)
                     return 404
                 try:
-                    self._send(200, server.complete(body))
+                    self.send_json(200, server.complete(body))
                 except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
                     return 499
                 return 200

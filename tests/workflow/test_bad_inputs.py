@@ -288,7 +288,7 @@ class SlowDeepL(FakeDeepL):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self._delays: list[float] = []
-        self._httpd.daemon_threads = True
+        # A delayed answer's thread is still asleep at shutdown: do not wait for it.
         self._httpd.block_on_close = False
 
     def delay_next(self, seconds: float, times: int = 1) -> None:
