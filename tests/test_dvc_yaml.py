@@ -128,6 +128,7 @@ def test_differences_name_commands_deps_params_and_outs():
                                             "params": ["split"], "outs": ["b"], "persist": []}}) == []
 
 
+@pytest.mark.slow
 def test_both_tools_rerun_a_stage_whose_code_changed(tmp_path):
     """The code a rule declares (CODE in polyrefusal/stage_inputs.py) reruns it in Snakemake and in
     DVC alike, and nothing upstream: in DVC, first stage validate (which depends on all the code)
@@ -150,6 +151,7 @@ def test_both_tools_rerun_a_stage_whose_code_changed(tmp_path):
     assert status == {"split": [{"changed deps": {"logs/inputs/split.json": "modified"}}]}, status
 
 
+@pytest.mark.slow
 def test_both_tools_rerun_exactly_the_stages_of_a_changed_params_key(tmp_path):
     """A changed params value reruns the stages that read its key (PARAMS in
     polyrefusal/stage_inputs.py), in Snakemake (its params rerun trigger) and in DVC (the digest

@@ -70,6 +70,7 @@ def train_cmd(root: Path, base: Path, pairs: Path, params: Path, out: Path, ckpt
             "--base", str(base), "--pairs-dir", str(pairs), "--checkpoints", str(ckpt), str(out)]
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_to_identical_weights(tmp_path):
     from polyrefusal.training.dpo import complete_checkpoints, resolve_config, train_config
 

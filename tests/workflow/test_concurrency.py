@@ -23,6 +23,7 @@ from ..helpers.faults import cli, group_commands, kill_group, start_group, unrea
 LOCK_MESSAGE = "Directory cannot be locked"
 
 
+@pytest.mark.slow
 def test_second_snakemake_is_refused_while_the_first_runs(tmp_path):
     proj = copy_project(tmp_path / "proj")
     # The first run's job waits until the second run is over (a wrapper first on its PATH holds

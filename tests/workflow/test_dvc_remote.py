@@ -72,6 +72,7 @@ def make_upstream_newer(proj: Path) -> None:
     os.utime(split, (t - 10, t - 10))
 
 
+@pytest.mark.slow
 def test_fresh_clone_pull_then_sync_needs_no_rerun(pushed, tmp_path):
     origin, remote = pushed
     proj = fresh_clone(origin, remote, tmp_path / "clone")
@@ -96,6 +97,7 @@ def test_fresh_clone_pull_then_sync_needs_no_rerun(pushed, tmp_path):
         assert filecmp.cmp(proj / target, origin / target, shallow=False)
 
 
+@pytest.mark.slow
 def test_sync_pull_is_the_one_command(pushed, tmp_path):
     origin, remote = pushed
     proj = fresh_clone(origin, remote, tmp_path / "clone")
@@ -104,6 +106,7 @@ def test_sync_pull_is_the_one_command(pushed, tmp_path):
     assert "Nothing to be done" in dry, dry[-2000:]
 
 
+@pytest.mark.slow
 def test_sync_refuses_files_that_differ_from_dvc_lock(pushed, tmp_path):
     origin, remote = pushed
     proj = fresh_clone(origin, remote, tmp_path / "clone")
@@ -142,6 +145,7 @@ def test_every_dvc_output_reaches_the_remote():
     assert not uncached, "cache: false outputs cannot be pulled on a fresh clone: " + "; ".join(uncached)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("made_by", ["snakemake", "dvc repro"])
 def test_sync_of_the_whole_pipeline(tmp_path, made_by):
     """The complete case, with fake outputs (no model is trained): every stage in dvc.lock, mtimes

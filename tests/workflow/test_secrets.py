@@ -80,6 +80,7 @@ def judge_or_echo(messages, params):
     return " ".join(user.split()[::-1][:int(params.get("max_tokens") or 16)])
 
 
+@pytest.mark.slow
 def test_keys_come_from_the_environment_and_leak_nowhere(tmp_path, capsys):
     # logs/params.valid: the marker of DVC's first stage, which `dvc commit --with-deps` needs
     targets = ["results/answers/base", "results/eval/base", "logs/params.valid"]

@@ -21,6 +21,9 @@ from polyrefusal.stages.sync import _metadata
 
 from ..helpers.project import copy_project, run_cli
 
+#: Each test runs Snakemake and DVC on a copy of the project.
+pytestmark = pytest.mark.slow
+
 TARGETS = ["logs/params.valid", "results/split/assignment.json"]
 STAGES = ["validate", "corpus", "split"]
 
