@@ -216,3 +216,61 @@ def test_translate_options_are_the_backends_own(tmp_path):
     assert err.field == "translate.options.formalty" and "did you mean 'formality'" in err.message
     p["translate"]["options"] = {"formality": "less"}
     validate_params(p, source=str(write(tmp_path, yaml.safe_dump(p))))
+
+
+@pytest.mark.parametrize("options, field, says", [
+    # a misspelt option of a judge the run uses: found before any job, not when the judge is built
+    ({"refusal_lexicon": {"head_char": 100}}, "judge.options.refusal_lexicon.head_char",
+     "unknown option 'head_char' of judge 'refusal_lexicon'; did you mean 'head_chars'?"),
+    ({"llama_guard": {"backend": "openai", "path": "m", "templat": "full"}}, "judge.options.llama_guard.templat",
+     "did you mean 'template'?"),
+    # a misspelt judge name: its options would reach no judge at all
+    ({"llama_gaurd": {"backend": "openai", "path": "m"}}, "judge.options.llama_gaurd",
+     "unknown judge 'llama_gaurd'; did you mean 'llama_guard'?"),
+    # an instance (MiJaBench's panel) of an unknown kind
+    ({"qwen3": {"judge": "llm_judj", "path": "m"}}, "judge.options.qwen3.judge", "unknown judge 'llm_judj'"),
+    # an instance's options are its kind's
+    ({"qwen3": {"judge": "llm_judge", "path": "m", "rubrik": "mijabench"}}, "judge.options.qwen3.rubrik",
+     "of judge 'llm_judge'; did you mean 'rubric'?"),
+])
+def test_judge_options_name_a_judge_and_its_own_options(tmp_path, options, field, says):
+    """judge.options is open in the schema (each judge has its own options) and checked against
+    the options each judge declares (`Judge.known_options`, which its constructor enforces too)."""
+    p = shipped()
+    p["judge"]["options"] = options
+    err = refused(p, tmp_path)
+    assert err.field == field and says in err.message
+    assert "generator" not in err.message  # an option only code passes is not offered
+
+
+def test_rainbow_judge_options_are_its_judges_own(tmp_path):
+    p = shipped()
+    p["rainbow"] = {**p["rainbow"], "judge": "refusal_lexicon", "judge_options": {"windw_chars": 300}}
+    err = refused(p, tmp_path)
+    assert err.field == "rainbow.judge_options.windw_chars" and "did you mean 'window_chars'?" in err.message
+
+
+def test_judge_options_of_a_named_instance_pass(tmp_path):
+    p = shipped()
+    p["judge"]["options"] = {"qwen3": {"judge": "llm_judge", "backend": "openai", "path": "m", "rubric": "mijabench"},
+                             "refusal_lexicon": {"head_chars": 200}}
+    validate_params(p, source=str(write(tmp_path, yaml.safe_dump(p))))
+
+
+def test_corpus_columns_are_checked_by_the_corpus_stages_own_reading(tmp_path):
+    """corpus.columns and corpus.defaults (open in the schema) go through the corpus stage's
+    `resolve_mapping` at validation: a column mapped to no corpus field, or a MiJaBench hate seed
+    mapped to the prompt, is refused before any job starts."""
+    (tmp_path / "prompts.jsonl").write_text('{"text": "[a prompt]"}\n')
+    p = shipped()
+    p["corpus"] = {**p["corpus"], "source": str(tmp_path / "prompts.jsonl"), "columns": {"question": "txt"}}
+    err = refused(p, tmp_path)
+    assert err.field == "corpus.columns.question" and "not a corpus field" in err.message
+    p["corpus"].update(layout="mijabench", columns={"seed_text": "text"})
+    err = refused(p, tmp_path)
+    assert err.field == "corpus.columns.seed_text" and "hate seed" in err.message
+    p["corpus"].update(layout="custom", columns={"question": "text"}, defaults={"id": "x"})
+    err = refused(p, tmp_path)
+    assert err.field == "corpus.defaults.id"
+    p["corpus"]["defaults"] = {"style": "direct"}
+    validate_params(p, source=str(write(tmp_path, yaml.safe_dump(p))))

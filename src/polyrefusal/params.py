@@ -315,6 +315,7 @@ def _data_problem(source: str, base: Path) -> str | None:
 def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]:
     """(key path, message) of every rule across fields; ``base`` is where relative local
     paths are resolved (the params file's directory, where the commands run)."""
+    from .judges.base import JUDGES
     from .judges.ensemble import check_plan
 
     problems: list[tuple[list, str]] = []
@@ -346,6 +347,12 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
     corpus = params["corpus"]
     if (why := _data_problem(corpus["source"], base)):
         problems.append((["corpus", "source"], why))
+    if corpus["source"] != "builtin":
+        from .corpus.layouts import resolve_mapping  # the corpus stage's own reading of them
+        try:
+            resolve_mapping(corpus.get("layout"), corpus.get("columns"), corpus.get("defaults"))
+        except UserError as exc:
+            problems.append(((exc.field or "corpus").split("."), exc.message))
     for i, extra in enumerate(corpus.get("include") or []):
         if not extra.startswith(OUTPUTS_DIR) and _local_missing(extra, base):
             problems.append((["corpus", "include", i], f"file not found: {extra}"))
@@ -409,10 +416,55 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
             if isinstance(judges, list) and key in ("judges", "judge"):  # name the list entry
                 where += [i for i, name in enumerate(judges) if repr(name) in exc.message][:1]
             problems.append((where, exc.message))
+    problems += _judge_option_problems(options)
+    rainbow = params["rainbow"]
+    if rainbow["judge"] in JUDGES.names() and isinstance(rainbow["judge_options"], dict):
+        problems += _unknown_judge_options(rainbow["judge"], rainbow["judge_options"], ["rainbow", "judge_options"])
     for name, opts in options.items():
         if (opts or {}).get("backend") in ("transformers", "vllm") and isinstance(opts.get("path"), str) \
                 and (why := _model_problem(opts["path"], base)):
             problems.append((["judge", "options", name, "path"], why))
+    return problems
+
+
+def _judge_option_problems(options: dict) -> list[tuple[list, str]]:
+    """Each ``judge.options`` entry names a judge (or an instance of one: ``judge: KIND``) and
+    only options that judge takes (its ``known_options``): a misspelt name or option would
+    otherwise surface only when the judge is built, jobs later, or never for an entry no judge
+    reads."""
+    from .judges.base import JUDGES
+    from .judges.ensemble import judge_kind
+
+    known_judges = JUDGES.names()
+    problems: list[tuple[list, str]] = []
+    for name, opts in options.items():
+        if not isinstance(opts, dict):
+            continue
+        kind = judge_kind(name, options)
+        if kind not in known_judges:
+            where = ["judge", "options", name] + (["judge"] if kind != name else [])
+            close = difflib.get_close_matches(kind, known_judges, n=1)
+            problems.append((where, f"unknown judge {kind!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                             + f" (judges: {', '.join(known_judges)}; an instance of one names it under `judge:`)"))
+            continue
+        problems += _unknown_judge_options(kind, {k: v for k, v in opts.items() if k != "judge"},
+                                           ["judge", "options", name])
+    return problems
+
+
+def _unknown_judge_options(kind: str, options: dict, where: list) -> list[tuple[list, str]]:
+    """The options in ``options`` that judge ``kind`` does not take (its ``known_options``)."""
+    from .judges.base import JUDGES
+
+    judge = JUDGES.get(kind)
+    if judge.known_options is None:
+        return []
+    offered = sorted(judge.known_options - judge.internal_options)  # code's own options are no params
+    problems = []
+    for key in sorted(set(options) - set(offered)):
+        close = difflib.get_close_matches(key, offered, n=1)
+        problems.append(([*where, key], f"unknown option {key!r} of judge {kind!r}"
+                         + (f"; did you mean {close[0]!r}?" if close else "") + f" (known: {', '.join(offered)})"))
     return problems
 
 

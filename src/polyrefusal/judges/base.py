@@ -52,7 +52,18 @@ class Judge(ABC):
     #: What the judge can label (see ``TARGETS``): answers only, unless a judge says otherwise.
     targets: frozenset[str] = frozenset({"response"})
 
+    #: The option names the judge takes (None: it declares none and takes any). The constructor
+    #: refuses any other, and params validation names them before anything runs.
+    known_options: frozenset[str] | None = None
+    #: Known options that code passes (tests inject a generator), never a params file.
+    internal_options: frozenset[str] = frozenset()
+
     def __init__(self, **options):
+        known = self.known_options
+        unknown = sorted(set(options) - known) if known is not None else []
+        if unknown:
+            raise UserError(f"unknown option(s) for judge {self.name}: {', '.join(unknown)} "
+                            f"(known: {', '.join(sorted(known - self.internal_options))})", field=self.name)
         self.options = options
 
     @abstractmethod

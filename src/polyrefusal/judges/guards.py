@@ -94,13 +94,14 @@ class GeneratorJudge(Judge):
     spec_defaults: dict = {"max_new_tokens": 32, "temperature": 0.0}
     #: Options understood besides ModelSpec fields.
     own_options: frozenset[str] = frozenset({"backend", "generator", "cache_dir", "languages"})
+    known_options = frozenset(_SPEC_FIELDS) | own_options
+    internal_options = frozenset({"generator"})
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.known_options = frozenset(_SPEC_FIELDS) | cls.own_options
 
     def __init__(self, **options):
-        known = _SPEC_FIELDS | self.own_options
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise UserError(f"unknown option(s) for judge {self.name}: {', '.join(unknown)} "
-                            f"(known: {', '.join(sorted(known - {'generator'}))})", field=self.name)
         super().__init__(**options)
         self.backend = options.get("backend", "transformers")
         self.cache_dir = options.get("cache_dir")

@@ -416,10 +416,6 @@ class RefusalLexiconJudge(Judge):
     known_options = frozenset({"fallback", "head_chars", "window_chars", "languages", "model", "model_threshold"})
 
     def __init__(self, **options):
-        unknown = sorted(set(options) - self.known_options)
-        if unknown:
-            raise UserError(f"unknown option(s) for judge refusal_lexicon: {', '.join(unknown)} "
-                            f"(known: {', '.join(sorted(self.known_options))})", field="refusal_lexicon")
         super().__init__(**options)
         self.fallback = tuple(options.get("fallback", ["en"]))
         self.head_chars = int(options.get("head_chars", HEAD_CHARS))
