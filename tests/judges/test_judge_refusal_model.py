@@ -194,3 +194,28 @@ def test_pooled_stance_features_of_round_13():
     assert not {"s:law1", "s:law2"} & structural("Rinse the pan and dry it well.")
     assert "s:yes_open" in structural("Fácil. Cuando llegue la notificación, pones a tu colega en copia.")
     assert "s:yes_open" not in structural("Not easy. I won't help with that, though.")
+
+
+def test_the_fused_score_is_the_same_under_any_string_hashing():
+    """The judge's scores are sums over an answer's distinct words, bigrams and 4-grams; summed
+    in a set's order they changed in the last digits from one process to the next (Python
+    randomises string hashing per process, PYTHONHASHSEED, and a set's order with it), so a
+    score at the threshold could flip a label between two runs of the same job."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data" / "refusal_judge" / "dev.jsonl"
+    code = ("import json, sys\n"
+            "from polyrefusal.judges.refusal_lexicon import RefusalLexiconJudge\n"
+            "j = RefusalLexiconJudge()\n"
+            "rows = [json.loads(l) for l in open(sys.argv[1], encoding='utf-8') if l.strip()]\n"
+            "print(json.dumps([repr(j.analyse(r['response'] + ' Then more, and more.' * 3, r['lang'])['model'])"
+            " for r in rows]))\n")
+    runs = []
+    for seed in ("1", "2", "3"):
+        proc = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed})
+        runs.append(json.loads(proc.stdout))
+    assert len(runs[0]) > 500 and runs[0] == runs[1] == runs[2]

@@ -294,12 +294,14 @@ def _prepare(answer: str, chars: int, mask: Callable[[str], str] | None) -> tupl
     return words, out
 
 
-def _word_grams(word: str) -> set[str]:
-    """The character 4-grams of one word, with word-boundary marks (none for short words)."""
+def _word_grams(word: str) -> dict[str, None]:
+    """The character 4-grams of one word, with word-boundary marks (none for short words), each
+    once, in the word's order (a dict, not a set: scores summed over them must not depend on
+    the process's string hashing, which orders a set)."""
     if len(word) < CHAR_MIN_WORD:
-        return set()
+        return {}
     padded = " " + word + " "
-    return {padded[i:i + 4] for i in range(len(padded) - 3)}
+    return dict.fromkeys(padded[i:i + 4] for i in range(len(padded) - 3))
 
 
 def features(answer: str, chars: int = MODEL_CHARS, mask: Callable[[str], str] | None = None) -> dict[str, int]:
@@ -388,17 +390,18 @@ class RefusalModel:
         words, other = _prepare(answer, chars, mask)
         get = self._other.get
         prior = content = 0.0
-        for f in set(other):
+        # Distinct terms in the answer's order (dict.fromkeys), never a set's: a float sum
+        # depends on its order, and a set's order on the process's string hashing.
+        for f in dict.fromkeys(other):
             if f.startswith(PRIOR_FEATURES):
                 prior += get(f, 0.0)
             else:
                 content += get(f, 0.0)
-        score = self.word_score
-        uniq = set(words)
-        content += sum(score(w) for w in uniq)
-        known = sum(w in self._words for w in uniq)
+        uniq = dict.fromkeys(words)
+        content += sum(map(self.word_score, uniq))
+        known = sum(map(self._words.__contains__, uniq))
         get = self._bigrams.get
-        return content + sum(get(p, 0.0) for p in set(zip(words, words[1:]))), prior, known
+        return content + sum(get(p, 0.0) for p in dict.fromkeys(zip(words, words[1:]))), prior, known
 
     def logit(self, answer: str, chars: int = MODEL_CHARS, mask: Callable[[str], str] | None = None) -> float:
         """The sum of the weights of ``features`` (times their counts), without building them."""
