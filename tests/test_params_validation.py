@@ -274,3 +274,19 @@ def test_corpus_columns_are_checked_by_the_corpus_stages_own_reading(tmp_path):
     assert err.field == "corpus.defaults.id"
     p["corpus"]["defaults"] = {"style": "direct"}
     validate_params(p, source=str(write(tmp_path, yaml.safe_dump(p))))
+
+
+def test_a_models_extra_holds_only_what_its_backend_reads(tmp_path):
+    """`extra` is open in the schema (each backend has its own settings) and checked against the
+    backend's `known_extra`: a misspelt `base_url` would otherwise send every request, with the
+    key, to the default endpoint (OPENAI_BASE_URL or the OpenAI API)."""
+    p = shipped()
+    p["generation"] = {**p["generation"], "backend": "openai", "extra": {"base_ur": "http://127.0.0.1:8000/v1"}}
+    err = refused(p, tmp_path)
+    assert err.field == "generation.extra.base_ur" and "did you mean 'base_url'?" in err.message
+    p["generation"]["extra"] = {"base_url": "http://127.0.0.1:8000/v1", "concurrency": 4, "timeout": 30}
+    p["judge"]["options"] = {"llama_guard": {"backend": "vllm", "path": "m", "extra": {"tensor_paralel_size": 2}}}
+    err = refused(p, tmp_path)
+    assert err.field == "judge.options.llama_guard.extra.tensor_paralel_size" and "'tensor_parallel_size'" in err.message
+    p["judge"]["options"]["llama_guard"]["extra"] = {"tensor_parallel_size": 2}
+    validate_params(p, source=str(write(tmp_path, yaml.safe_dump(p))))

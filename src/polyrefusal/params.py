@@ -384,6 +384,21 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
             problems.append((path, f"unknown generation backend {name!r}"
                              + (f"; did you mean {close[0]!r}?" if close else "")
                              + f" (available: {', '.join(GENERATORS.names())})"))
+    # Each model's `extra` holds only what its backend reads (Generator.known_extra).
+    default_backend = params["generation"]["backend"]
+    extras = [(["generation", "extra"], default_backend, params["generation"].get("extra"))]
+    extras += [([section, role, "extra"], spec.get("backend") or default_backend, spec.get("extra"))
+               for section, role in roles if isinstance(spec := (params.get(section) or {}).get(role), dict)]
+    extras += [(["judge", "options", name, "extra"], opts.get("backend") or "transformers", opts.get("extra"))
+               for name, opts in (params["judge"]["options"] or {}).items() if isinstance(opts, dict)]
+    for path, backend, extra in extras:
+        if not isinstance(extra, dict) or backend not in GENERATORS.names():
+            continue
+        known = GENERATORS.get(backend).known_extra
+        for key in sorted(set(extra) - known) if known is not None else ():
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            problems.append(([*path, key], f"unknown setting {key!r} of generation backend {backend!r}"
+                             + (f"; did you mean {close[0]!r}?" if close else "") + f" (known: {', '.join(sorted(known))})"))
     translate = params["translate"]
     if translate["backend"] not in TRANSLATORS.names():
         close = difflib.get_close_matches(translate["backend"], TRANSLATORS.names(), n=1)

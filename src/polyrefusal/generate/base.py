@@ -67,6 +67,9 @@ class Generator(ABC):
     #: ``spec.extra`` keys that change the answers, hence part of the cache key. The others
     #: (threads, concurrency, memory settings) change only how fast answers come.
     answer_extras: tuple[str, ...] = ()
+    #: The ``spec.extra`` keys the backend reads (None: not declared). Params validation names
+    #: any other before a job starts: a misspelt ``base_url`` would send the requests elsewhere.
+    known_extra: frozenset[str] | None = None
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec

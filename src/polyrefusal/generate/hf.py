@@ -104,6 +104,7 @@ def decoding_config(spec: ModelSpec, model, tokenizer):
 @GENERATORS.register("transformers")
 class TransformersGenerator(Generator):
     answer_extras = ("chat_template",)
+    known_extra = frozenset({"chat_template", "device_map", "torch_threads"})
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)

@@ -36,6 +36,9 @@ def base_url(spec: ModelSpec) -> str:
 
 @GENERATORS.register("openai")
 class OpenAIGenerator(Generator):
+    # torch_threads: the generate stage passes it to every backend (used by transformers only)
+    known_extra = frozenset({"base_url", "api_key_env", "concurrency", "max_retries", "timeout", "top_logprobs",
+                             "torch_threads"})
 
     @classmethod
     def model_identity(cls, spec: ModelSpec) -> dict:

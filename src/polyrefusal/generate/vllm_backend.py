@@ -61,6 +61,8 @@ def visible_gpus() -> int:
 @GENERATORS.register("vllm")
 class VLLMGenerator(Generator):
     answer_extras = ("chat_template",)
+    # torch_threads: the generate stage passes it to every backend (used by transformers only)
+    known_extra = frozenset(LLM_OPTIONS) | {"chat_template", "chunk_size", "torch_threads"}
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
