@@ -394,11 +394,8 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
     for path, backend, extra in extras:
         if not isinstance(extra, dict) or backend not in GENERATORS.names():
             continue
-        known = GENERATORS.get(backend).known_extra
-        for key in sorted(set(extra) - known) if known is not None else ():
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            problems.append(([*path, key], f"unknown setting {key!r} of generation backend {backend!r}"
-                             + (f"; did you mean {close[0]!r}?" if close else "") + f" (known: {', '.join(sorted(known))})"))
+        problems += _unknown_keys(extra, GENERATORS.get(backend).known_extra, path,
+                                  f"setting {{key!r}} of generation backend {backend!r}")
     translate = params["translate"]
     if translate["backend"] not in TRANSLATORS.names():
         close = difflib.get_close_matches(translate["backend"], TRANSLATORS.names(), n=1)
@@ -408,12 +405,8 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
         known = None
     else:
         known = TRANSLATORS.get(translate["backend"]).known_options  # the backend declares its options
-    for key in (translate.get("options") or {}) if known is not None else ():
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            problems.append((["translate", "options", key], f"unknown option {key!r} of translate backend "
-                             f"{translate['backend']!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-                             + f" (known: {', '.join(sorted(known)) or 'none'})"))
+    problems += _unknown_keys(translate.get("options") or {}, known, ["translate", "options"],
+                              f"option {{key!r}} of translate backend {translate['backend']!r}")
     rainbow_lang = (params.get("rainbow") or {}).get("lang")
     if rainbow_lang and rainbow_lang not in langs:
         problems.append((["rainbow", "lang"], f"{rainbow_lang!r} must be one of `languages`"))
@@ -474,12 +467,22 @@ def _unknown_judge_options(kind: str, options: dict, where: list) -> list[tuple[
     judge = JUDGES.get(kind)
     if judge.known_options is None:
         return []
-    offered = sorted(judge.known_options - judge.internal_options)  # code's own options are no params
+    # the options only code passes (an injected generator) are no params
+    return _unknown_keys(options, judge.known_options - judge.internal_options, where, f"option {{key!r}} of judge {kind!r}")
+
+
+def _unknown_keys(given: dict, known: frozenset[str] | None, where: list, what: str) -> list[tuple[list, str]]:
+    """A problem for each key of ``given`` outside ``known`` (None: anything goes), at
+    ``where + [key]``: "unknown <what>; did you mean ...? (known: ...)"; ``what`` has a
+    ``{key!r}`` placeholder."""
+    if known is None:
+        return []
+    offered = sorted(known)
     problems = []
-    for key in sorted(set(options) - set(offered)):
+    for key in sorted(set(given) - known):
         close = difflib.get_close_matches(key, offered, n=1)
-        problems.append(([*where, key], f"unknown option {key!r} of judge {kind!r}"
-                         + (f"; did you mean {close[0]!r}?" if close else "") + f" (known: {', '.join(offered)})"))
+        problems.append(([*where, key], "unknown " + what.format(key=key)
+                         + (f"; did you mean {close[0]!r}?" if close else "") + f" (known: {', '.join(offered) or 'none'})"))
     return problems
 
 
