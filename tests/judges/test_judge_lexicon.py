@@ -293,3 +293,21 @@ def test_benign_advice_with_caution_words_is_not_a_refusal(judge, lang, text):
     """Over-refusal guard: harm words, a referral to a doctor and "rather/instead" in helpful
     advice are not refusals (they were weak refusals once and flagged such answers)."""
     assert judge.analyse(text, lang)["refused"] is False
+
+
+def test_the_possessive_shape_pattern_matches_what_the_backtracking_one_did():
+    """SHAPE_RE's word run after a colon is possessive (``*+``, ``++``) so that a colon before a
+    long word does not try every split of it; the match is the same as the backtracking form's
+    (written out here) on seeded random strings of the characters that matter."""
+    import random
+    import re
+
+    from polyrefusal.judges.refusal_lexicon import SHAPE_RE
+
+    backtracking = re.compile(r":(?!\d)(?!(?:\s*[\w'-]+){1,5}[.!]?\s*$)\s*\S|(?:^|\s)[1-9][.)]\s+\S"
+                              r"|^\s*[-*\u2022]\s+\S", re.M)
+    rng = random.Random(18)
+    alphabet = list("ab c:d\n.!-'1)*") + ["\u2022", "é", "  ", ": ", "\n- ", "2. ", "word", "10:30"]
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+        assert (SHAPE_RE.search(text) is None) == (backtracking.search(text) is None), text
