@@ -332,6 +332,24 @@ def _logistic(z: float) -> float:
     return e / (1.0 + e)
 
 
+class _WordScores(dict):
+    """``RefusalModel.word_score``'s cache: a word's score, computed on a miss (``__missing__``)
+    so that a hit is a plain dict look-up."""
+
+    def __init__(self, model: "RefusalModel"):
+        super().__init__()
+        self.model = model
+
+    def __missing__(self, word: str) -> float:
+        model = self.model
+        chars = model._chars.get
+        got = model._words.get(word, 0.0) + sum(chars(g, 0.0) for g in _word_grams(word))
+        if len(self) >= WORD_CACHE:
+            self.clear()  # bounded: an unending stream of new words cannot grow it
+        self[word] = got
+        return got
+
+
 class RefusalModel:
     """Logistic regression over ``features``: ``weights`` maps a feature to its weight
     (``s:bias`` is the intercept)."""
@@ -345,7 +363,7 @@ class RefusalModel:
         self._bigrams: dict[tuple[str, str], float] = {}
         self._chars: dict[str, float] = {}
         self._other: dict[str, float] = {}
-        self._cache: dict[str, float] = {}
+        self._cache = _WordScores(self)
         for f, v in weights.items():
             kind, _, key = f.partition(":")
             if kind == "w":
@@ -371,14 +389,7 @@ class RefusalModel:
     def word_score(self, word: str) -> float:
         """A word's whole contribution: its unigram weight plus its 4-grams' weights (cached:
         answers share most of their vocabulary, so scoring costs one look-up per word)."""
-        got = self._cache.get(word)
-        if got is None:
-            chars = self._chars.get
-            got = self._words.get(word, 0.0) + sum(chars(g, 0.0) for g in _word_grams(word))
-            if len(self._cache) >= WORD_CACHE:
-                self._cache.clear()  # bounded: an unending stream of new words cannot grow it
-            self._cache[word] = got
-        return got
+        return self._cache[word]
 
     def logit_parts(self, answer: str, chars: int = MODEL_CHARS,
                     mask: Callable[[str], str] | None = None) -> tuple[float, float, int]:
@@ -398,7 +409,7 @@ class RefusalModel:
             else:
                 content += get(f, 0.0)
         uniq = dict.fromkeys(words)
-        content += sum(map(self.word_score, uniq))
+        content += sum(map(self._cache.__getitem__, uniq))  # word_score, without a call per word
         known = sum(map(self._words.__contains__, uniq))
         get = self._bigrams.get
         return content + sum(get(p, 0.0) for p in dict.fromkeys(zip(words, words[1:]))), prior, known
