@@ -96,3 +96,47 @@ def test_sync_check_refuses_code_edited_since_the_digests_were_written(ran):
     proc = run_cli(["polyrefusal", "sync", "--check"], cwd=ran, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "code changed since the locked stages ran: split (src/polyrefusal/stages/split.py)" in proc.stderr
+
+
+#: `polyrefusal sync --commit`, killed (SIGKILL, as a cancelled Slurm job or a kill -9) when
+#: DVC's YAML writer has written half of the lock file (whatever its name): DVC's `_dump_data`
+#: (dvc/utils/serialize/_common.py) writes through the dumper `_dump` of
+#: dvc/utils/serialize/_yaml.py, looked up at each call, so replacing it reaches every lock write.
+KILLED_MID_WRITE = """
+import io, os, signal, sys
+import dvc.utils.serialize._yaml as dvc_yaml
+whole = dvc_yaml._dump
+def torn(data, stream, **kwargs):
+    if "dvc.lock" not in os.path.basename(getattr(stream, "name", "")):  # DVC's run cache, say
+        return whole(data, stream, **kwargs)
+    text = io.StringIO()
+    whole(data, text, **kwargs)
+    stream.write(text.getvalue()[: len(text.getvalue()) // 2])
+    stream.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+dvc_yaml._dump = torn
+from polyrefusal.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_commit_killed_while_it_writes_dvc_lock_leaves_the_last_whole_record(ran):
+    """The CI run of 2026-12-01 found this: the kill-anywhere trial `several` landed while the
+    end-of-run commit wrote dvc.lock, and left a dvc.lock cut off mid-line ("could not find
+    expected ':'"), which DVC then refuses to read. The record is now replaced whole or not at
+    all, and the next commit records what the killed one did not."""
+    import sys
+
+    from dvc.utils.serialize import load_yaml
+
+    commit(ran, "--produced", "validate")
+    before = (ran / "dvc.lock").read_bytes()
+    killed = run_cli([sys.executable, "-c", KILLED_MID_WRITE, "sync", "--commit", "--produced", *STAGES],
+                     cwd=ran, check=False)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert (ran / "dvc.lock").read_bytes() == before
+    assert list(load_yaml(ran / "dvc.lock")["stages"]) == ["validate"]
+    assert list(ran.glob(".dvc.lock.*")), "the killed writer's temporary (the test's premise)"
+    assert "2 stage(s) recorded" in commit(ran, "--produced", *STAGES).stdout
+    assert "up to date" in run_cli(["dvc", "status", *STAGES], cwd=ran).stdout
+    assert not list(ran.glob(".dvc.lock.*")), "the next commit clears what the killed one left"

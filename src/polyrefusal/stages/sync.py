@@ -57,6 +57,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..io import atomic_path
 from ..params import SLICE_DIR, load_params, slice_key, slice_path, slices, write_slices
 from ..stage_inputs import (INPUTS_DIR, changed_code, code_files, digest, digest_path, digest_rule, digest_text,
                             write_digests)
@@ -490,10 +491,27 @@ def commit(root: Path, stages: list[str] | None = None, produced: bool = False) 
                 # Snakemake would read as newer inputs)
                 stage.commit(relink=False)
             if changed:
-                changed[0].dvcfile.dump_stages(changed, update_pipeline=False)
+                _write_lock(repo, root / "dvc.lock", changed)
         except DvcException as exc:
             raise UserError(f"dvc commit failed: {exc}") from exc
     return len(changed)
+
+
+def _write_lock(repo, lock_path: Path, stages: list) -> None:
+    """Record `stages` in dvc.lock as DVC's own lock file writer does, but atomically: DVC
+    rewrites dvc.lock in place (dvc/utils/serialize/_common.py `_dump_data` opens it "w+"), so a
+    run killed while it writes left a torn dvc.lock that neither tool can read. Here DVC's writer
+    updates a copy next to it, and the copy replaces dvc.lock whole."""
+    import shutil
+
+    from dvc.dvcfile import Lockfile
+
+    with atomic_path(lock_path) as tmp:
+        if lock_path.exists():
+            shutil.copyfile(lock_path, tmp)
+        else:  # DVC's writer starts a new lock file (its schema line) only where none exists
+            tmp.unlink()
+        Lockfile(repo, str(tmp)).dump_stages(stages)
 
 
 def _changed(repo, selected: list) -> list:
