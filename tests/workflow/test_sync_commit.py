@@ -140,3 +140,18 @@ def test_a_commit_killed_while_it_writes_dvc_lock_leaves_the_last_whole_record(r
     assert "2 stage(s) recorded" in commit(ran, "--produced", *STAGES).stdout
     assert "up to date" in run_cli(["dvc", "status", *STAGES], cwd=ran).stdout
     assert not list(ran.glob(".dvc.lock.*")), "the next commit clears what the killed one left"
+
+
+def test_a_rwlock_torn_by_a_killed_dvc_process_is_cleared_by_the_next_commit(ran):
+    """DVC records the stages a command reads and writes in `.dvc/tmp/rwlock`, JSON that
+    dvc/rwlock.py (`_edit_rwlock`) rewrites in place twice per stage; a kill between its truncation
+    and its write leaves a file that DVC refuses ("Unable to read RWLock-file ... JSON structure
+    is corrupted") in every later command. The end-of-run commit, holding DVC's repository lock,
+    removes it."""
+    rwlock = ran / ".dvc/tmp/rwlock"
+    rwlock.parent.mkdir(parents=True, exist_ok=True)
+    rwlock.write_text('{"read": {"results/corpus/source.parq')  # cut off mid-write
+    refused = run_cli(["dvc", "status", *STAGES], cwd=ran, check=False)
+    assert refused.returncode != 0 and "rwlock" in refused.stderr.lower(), refused.stderr  # the premise
+    assert "3 stage(s) recorded" in commit(ran, "--produced", *STAGES).stdout
+    assert "up to date" in run_cli(["dvc", "status", *STAGES], cwd=ran).stdout

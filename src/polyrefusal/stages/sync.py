@@ -125,12 +125,32 @@ def pull(root: Path) -> None:
     log.info("sync: dvc pull: %s", result)
 
 
+@contextlib.contextmanager
 def _repo_lock(repo):
+    """DVC's repository lock, held for the whole sync. Under it no other DVC command edits
+    `.dvc/tmp/rwlock`, DVC's record of the stages being read or written (dvc/rwlock.py rewrites
+    that JSON in place, twice per stage), so one that does not parse is what a process killed
+    mid-write left: it is removed, where DVC would refuse every later command on it."""
     try:
         from dvc.repo import lock_repo
     except ImportError:  # pragma: no cover - another DVC layout
-        return contextlib.nullcontext()
-    return lock_repo(repo)
+        yield
+        return
+    with lock_repo(repo):
+        _remove_torn_rwlock(Path(repo.tmp_dir) / "rwlock")
+        yield
+
+
+def _remove_torn_rwlock(path: Path) -> None:
+    import json
+
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (ValueError, UnicodeDecodeError):
+        log.warning("sync: removed %s, which a killed DVC process left unreadable", path)
+        path.unlink(missing_ok=True)
 
 
 def _stage_status(repo, stages: list) -> dict:
