@@ -223,3 +223,37 @@ def test_a_reviewed_audit_updates_the_judge_accuracy(tmp_path):
     assert asr.loc["de", "judge_accuracy"] == pytest.approx(measured_accuracy()["per_language"]["de"]["accuracy"])
     md = (root / "results" / "report" / "report.md").read_text(encoding="utf-8")
     assert "0.75 (n=4, human audit)" in md
+
+
+def test_a_published_studys_verdicts_update_the_judge_accuracy_and_are_named(tmp_path):
+    """`polyrefusal judge --reference mijabench` on MiJaBench's answered and judged rows (the
+    fixture of tests/judges/test_judge_reference.py, built from the study's scripts) writes a
+    report that params `report.judge_audit` can name like a human audit's: the judge's accuracy
+    in en and pt then comes from the study's panel, and the report says so."""
+    import pandas as pd
+
+    from polyrefusal import cli
+    from polyrefusal.judges.reference import MIJABENCH_REFERENCE
+
+    from ..helpers.corpus import write_parquet
+    from ..judges.test_judge_reference import answered_rows
+
+    root = tmp_path / "proj"
+    make_project(root, audit=False, capability=False)
+    source = write_parquet(tmp_path / "mijabench.parquet", answered_rows())
+    out = root / "audit" / "mijabench_panel.json"
+    assert cli.main(["judge", "--judge", "refusal_lexicon", "--reference", "mijabench", str(source),
+                     str(tmp_path / "judged.parquet"), "--audit-report", str(out)]) == 0
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params.setdefault("report", {})["judge_audit"] = str(out)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_report(root)
+    asr = pd.read_csv(root / "results" / "scores" / "asr.csv").drop_duplicates("lang").set_index("lang")
+    report = json.loads(out.read_text(encoding="utf-8"))
+    for lang in ("en", "pt"):
+        if lang in asr.index:
+            assert asr.loc[lang, "judge_accuracy_source"] == MIJABENCH_REFERENCE
+            assert asr.loc[lang, "judge_accuracy_n"] == report["per_language"][lang]["refusal_lexicon"]["n_parsed"]
+    assert "en" in asr.index or "pt" in asr.index
+    md = (root / "results" / "report" / "report.md").read_text(encoding="utf-8")
+    assert f"{MIJABENCH_REFERENCE}: that study's verdicts on its real answers" in md

@@ -33,7 +33,7 @@ from ..io import atomic_path, write_records
 from ..params import yaml_line
 from ..seed import SELECTION_AXES, seed_axes
 from .layouts import LAYOUTS, PREPARE, SOURCE_ID_FROM, map_value, resolve_mapping
-from .readers import read_any, read_rows
+from .readers import Rows, read_any, read_rows
 from .schema import EXTRA_FIELDS, FIELDS, SCHEMA, arrow_schema, meta_json, normalise_value, slug, validate
 
 log = logging.getLogger(__name__)
@@ -192,13 +192,16 @@ def write_corpus(path: str | Path, records: list[dict]) -> None:
 def import_corpus(source: str, *, lang: str, columns: dict | None = None, layout: str | None = None,
                   defaults: dict | None = None, languages: list[str] | None = None,
                   split: str | None = None, subset: str | None = None, revision: str | None = None,
-                  params_file: str | None = None) -> list[dict]:
+                  params_file: str | None = None, rows: Rows | None = None) -> list[dict]:
     """Read ``source``, map and normalise it into the corpus schema, validate. ``lang`` is the
     language of rows that name none; ``languages`` (optional) keeps only rows in those
-    languages (rows in other languages are dropped and counted in the log)."""
+    languages (rows in other languages are dropped and counted in the log). ``rows``: the
+    source as ``read_any`` read it, where the caller reads its other columns too; without
+    ``languages`` the records are in the order of its rows, one each."""
     mapping, field_defaults = resolve_mapping(layout, columns, defaults, params_file)
     spec = LAYOUTS[layout or "custom"]
-    rows = read_any(source, split=split, subset=subset, revision=revision)
+    if rows is None:
+        rows = read_any(source, split=split, subset=subset, revision=revision)
     problems = list(rows.problems)
     label = rows.label
 

@@ -74,15 +74,36 @@ def _score(pairs: list[tuple[str, str]]) -> dict:
             "kappa": cohen_kappa([j for j, _ in parsed], [h for _, h in parsed], PARSED) if n else None}
 
 
+def score_judges(rows: list[dict], judges: list[str], reference_key: str = HUMAN,
+                 by: tuple[str, ...] = ("lang",), ensemble: bool = True) -> dict:
+    """Each judge's label (column ``<judge>_label``; with ``ensemble``, the combined label
+    ``label`` as judge "ensemble") scored against ``rows``' ``reference_key``, over all rows and
+    per value of each ``by`` column (``per_language`` for ``lang``, ``per_<column>`` else)."""
+    columns = {j: f"{j}_label" for j in judges}
+    if ensemble:
+        columns = {"ensemble": "label", **columns}
+    report: dict = {"judges": {}}
+    for key in by:
+        report["per_language" if key == "lang" else f"per_{key}"] = {}
+    for name, col in columns.items():
+        pairs = [(str(r.get(col) or "").strip().lower(), r[reference_key]) for r in rows]
+        report["judges"][name] = _score(pairs)
+        for key in by:
+            table = report["per_language" if key == "lang" else f"per_{key}"]
+            for value in sorted({str(r.get(key)) for r in rows}):
+                sub = [(str(r.get(col) or "").strip().lower(), r[reference_key]) for r in rows
+                       if str(r.get(key)) == value]
+                table.setdefault(value, {})[name] = _score(sub)
+    return report
+
+
 def import_reviewed(path_csv) -> dict:
     """Read a reviewed sample; report each judge's accuracy and kappa against the humans
     (``accuracy`` and ``kappa`` over the rows the judge could parse; ``n_unparsed`` counted)."""
     rows = read_records(path_csv, with_lines=True)
     if rows and HUMAN not in rows[0]:
         raise UserError(f"no {HUMAN!r} column: is this an exported audit sample?", file=str(path_csv))
-    judge_cols = [c for c in (rows[0] if rows else {}) if c.endswith("_label") and c != HUMAN]
-    if rows and "label" in rows[0]:
-        judge_cols = ["label"] + judge_cols
+    judges = [c[: -len("_label")] for c in (rows[0] if rows else {}) if c.endswith("_label") and c != HUMAN]
     reviewed, skipped = [], 0
     for r in rows:
         h = str(r.get(HUMAN) or "").strip().lower()
@@ -95,14 +116,8 @@ def import_reviewed(path_csv) -> dict:
         r[HUMAN] = h
         reviewed.append(r)
     report: dict = {"file": str(path_csv), "n_rows": len(rows), "n_reviewed": len(reviewed),
-                    "n_skipped": skipped, "judges": {}, "per_language": {}}
-    for col in judge_cols:
-        name = "ensemble" if col == "label" else col[: -len("_label")]
-        pairs = [(str(r.get(col) or "").strip().lower(), r[HUMAN]) for r in reviewed]
-        report["judges"][name] = _score(pairs)
-        for lang in sorted({str(r.get("lang")) for r in reviewed}):
-            sub = [(str(r.get(col) or "").strip().lower(), r[HUMAN]) for r in reviewed if str(r.get("lang")) == lang]
-            report["per_language"].setdefault(lang, {})[name] = _score(sub)
+                    "n_skipped": skipped,
+                    **score_judges(reviewed, judges, ensemble=bool(rows) and "label" in rows[0])}
     refusal = []
     for r in reviewed:
         h = str(r.get("human_refused") or "").strip().lower()

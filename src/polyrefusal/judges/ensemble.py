@@ -107,7 +107,7 @@ def judge_inputs(records: list[dict], field: str, source: str | None = None) -> 
     return out
 
 
-def _combine_label(labels: list[str], rule: str) -> str | None:
+def combine_label(labels: list[str], rule: str) -> str | None:
     """The rule's label, or None when the adjudicator must decide."""
     if rule == "unanimous":
         if all(lb == "unsafe" for lb in labels):
@@ -255,7 +255,7 @@ def _judge_fields(records, judges, fields, rule, adjudicator, source, pool) -> l
         per_judge = {j: _check_verdicts(j, pool.get(j).judge(inputs), len(inputs)) for j in judges}
         decided: list[str | None] = []
         for i in range(len(inputs)):
-            decided.append(_combine_label([per_judge[j][i]["label"] for j in judges], rule))
+            decided.append(combine_label([per_judge[j][i]["label"] for j in judges], rule))
         pending = [i for i, d in enumerate(decided) if d is None]
         adj: dict[int, dict] = {}
         if pending and adjudicator:

@@ -325,7 +325,8 @@ def judge_accuracy(opts: Options, langs: list[str]) -> dict[str, dict]:
     audit = read_json(opts.audit_report) if judge and opts.audit_report else None
     if audit:
         for lang, v in audited_accuracy(audit, judge).items():
-            out[lang] = {**v, "source": "human audit"}
+            # a published study's verdicts (`polyrefusal judge --reference`) name their panel
+            out[lang] = {**v, "source": audit.get("reference") or "human audit"}
     return {lang: out[lang] for lang in langs if lang in out}
 
 
@@ -546,10 +547,15 @@ def judge_accuracy_note(params: dict, jacc: dict, langs: list[str]) -> str:
                 "--audit-report FILE.json`, then params `report.judge_audit: FILE.json`).")
     worst = min(jacc, key=lambda lang: jacc[lang]["accuracy"])
     missing = [lang for lang in langs if lang not in jacc]
+    sources = sorted({v["source"] for v in jacc.values()})
+    # a published study's panel, named by its report (`polyrefusal judge --reference`)
+    published = "".join(f"; {src}: that study's verdicts on its real answers, from `polyrefusal judge --reference`, "
+                        "preferred where present" for src in sources if src not in ("frozen set", "human audit"))
     return (f"Judge `{judge}`: accuracy per language from "
-            + ", ".join(sorted({v["source"] for v in jacc.values()}))
+            + ", ".join(sources)
             + " (frozen set: labelled answers written after the judge was frozen, shipped with it; "
-              "human audit: reviewed labels from `polyrefusal judge --audit-import`, preferred where present); "
+              "human audit: reviewed labels from `polyrefusal judge --audit-import`, preferred where present"
+            + published + "); "
             + f"lowest in `{worst}` ({jacc[worst]['accuracy']:.2f}). An ASR can be off by about the judge's error rate."
             + (f" Not measured: {', '.join(missing)}." if missing else ""))
 

@@ -22,6 +22,9 @@ Extras: ``--agreement FILE.csv|json`` writes Cohen's kappa per language and judg
 ``--agreement-plot FILE.png`` its heatmap, ``--audit-export FILE.csv`` a stratified sample for
 human review; ``polyrefusal judge --audit-import REVIEWED.csv [--audit-report R.json]`` reads
 the reviewed sample back and reports each judge's accuracy and kappa against the humans.
+``polyrefusal judge --reference mijabench SOURCE OUT [--audit-report R.json]`` judges a published
+study's answered and judged dataset (MiJaBench's, as its scripts write it) and scores each judge
+against the study's own verdicts, in the same report format (``polyrefusal.judges.reference``).
 A judge used outside its official languages is reported as a warning (and ``covered`` false
 in its verdicts).
 """
@@ -63,6 +66,10 @@ def add_arguments(p):
     p.add_argument("--audit-import", default=None, metavar="FILE.csv",
                    help="read a reviewed audit sample and report judge accuracy (no IN/OUT needed)")
     p.add_argument("--audit-report", default=None, metavar="FILE.json", help="where --audit-import writes its report")
+    p.add_argument("--reference", default=None, metavar="LAYOUT",
+                   help="IN is a published study's judged answers in this layout (mijabench: a file, "
+                        "saved dataset or hub id): judge them and score every judge against the study's "
+                        "verdicts (--audit-report, else printed)")
     p.add_argument("inp", nargs="?", help="records to judge (JSONL, Parquet or CSV)")
     p.add_argument("out", nargs="?", help="judged records (JSONL or Parquet)")
 
@@ -130,6 +137,8 @@ def run(args):
         return 0
     if not args.inp or not args.out:
         raise UserError("give IN and OUT files (or --audit-import)")
+    if args.audit_report and not args.reference:
+        raise UserError("--audit-report is written by --audit-import or --reference", field="audit-report")
 
     from ..judges.ensemble import JudgePool, judge_fields, judge_kind
 
@@ -151,7 +160,15 @@ def run(args):
         if judge_kind(name, configs) not in JUDGES.names():
             raise UserError(f"unknown judge {judge_kind(name, configs)!r}; available: {', '.join(JUDGES.names())}",
                             file=args.judge_config or args.params, field=name)
-    records = read_records(args.inp, with_lines=True)
+    if args.reference:
+        from ..judges.reference import reference_answers
+
+        if fields != ["response"]:
+            raise UserError("--reference judges the study's answers (field response); leave out --fields",
+                            field="fields")
+        records = reference_answers(args.inp, args.reference)
+    else:
+        records = read_records(args.inp, with_lines=True)
     pool = JudgePool(configs)
     try:
         judged = judge_fields(records, judges=judges, fields=fields, rule=rule,
@@ -182,6 +199,18 @@ def run(args):
                 write_records(args.agreement, table)
         if args.agreement_plot:
             plot_kappa_heatmap(table, args.agreement_plot)
+    if args.reference:
+        from ..judges.reference import reference_report
+
+        report = reference_report(judged, judges)
+        if args.audit_report:
+            write_json(args.audit_report, report)
+        else:
+            print(json.dumps({k: report[k] for k in ("reference", "n_answers", "n_scored", "judges")},
+                             indent=2, ensure_ascii=False))
+        for name, score in report["judges"].items():
+            log.info("reference %s: %s accuracy %s (n=%d)", report["reference"], name,
+                     "n/a" if score["accuracy"] is None else f"{score['accuracy']:.3f}", score["n_parsed"])
     if args.audit_export:
         from ..judges.audit import export_sample
 

@@ -1,0 +1,149 @@
+"""A published study's own verdicts as the reference for the project's judges.
+
+MiJaBench (github iagoalvesb/mijabench) answers every prompt with each audited model and has a
+panel of three LLM judges classify every answer. Its scripts write one row per prompt:
+
+- ``src/04_generation.py`` adds ``jb_response_<model>`` (``<model>`` is the last part of the hub
+  id, e.g. ``Llama-3.1-8B-Instruct``): the model's answer to ``jb_prompt``;
+- ``src/05_evaluation.py`` adds ``jb_cls_<judge>_<model>`` per judge (``qwe235`` Qwen3-235B,
+  ``lla70`` Llama-3.3-70B, ``oss120`` gpt-oss-120b): the judge's whole JSON reply, whose
+  ``class`` (``safe``/``dangerous``) or ``classe`` (``segura``/``perigosa``) is the verdict.
+
+The study's label is the panel's majority and the defense rate the share ``safe``. Its released
+response corpus (MiJaBench-Align: 44,000 prompts x 12 models) is built from these columns; its
+dataset card was not readable here, so a layout other than the scripts' is refused with the
+columns it lacks rather than guessed.
+
+``reference_answers`` turns such a dataset into one answer record per (prompt, model), with the
+prompt's fields normalised by the corpus ``mijabench`` layout and the study's verdicts in
+``reference_verdicts`` / ``reference_label``. ``polyrefusal judge --reference mijabench SOURCE OUT``
+has the configured judges judge them, and ``reference_report`` scores each judge (and the
+ensemble) against the study's label, overall, per language and per model, in the format of a
+human audit's report (``polyrefusal.judges.audit``), so that params ``report.judge_audit`` can
+name it; the report then names the study's panel as the source of the judge's accuracy. It also
+holds the study's own defense rate per model, language and target group, and the panel's
+agreement (Cohen's kappa per judge pair), to set beside the project's audit of the same models.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+
+from ..errors import UserError
+from .agreement import PARSED, _verdicts, kappa_table
+from .audit import score_judges
+from .ensemble import combine_label
+from .llm_judge import parse_mijabench
+
+log = logging.getLogger(__name__)
+
+RESPONSE_PREFIX = "jb_response_"
+VERDICT_PREFIX = "jb_cls_"
+#: The study's panel (src/05_evaluation.py ``classificator_id``), in its order.
+MIJABENCH_PANEL = ("qwe235", "lla70", "oss120")
+#: How the study combines its panel: the majority of the three verdicts.
+MIJABENCH_RULE = "majority"
+#: What a reference report names as the source of the labels it scores against.
+MIJABENCH_REFERENCE = "MiJaBench's judge panel (" + ", ".join(MIJABENCH_PANEL) + "; majority)"
+#: The layouts ``reference_answers`` reads (``polyrefusal judge --reference``).
+REFERENCE_LAYOUTS = ("mijabench",)
+
+
+def _columns(columns: list[str], label: str) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """The models answered (in column order) and, per model, judge -> its verdict column."""
+    models = [c[len(RESPONSE_PREFIX):] for c in columns if c.startswith(RESPONSE_PREFIX) and len(c) > len(RESPONSE_PREFIX)]
+    if not models:
+        raise UserError(f"no {RESPONSE_PREFIX}<model> column: not MiJaBench's answered layout "
+                        f"(src/04_generation.py); columns: {', '.join(columns) or 'none'}", file=label)
+    verdicts: dict[str, dict[str, str]] = {m: {} for m in models}
+    for col in columns:
+        if not col.startswith(VERDICT_PREFIX):
+            continue
+        judge, _, model = col[len(VERDICT_PREFIX):].partition("_")
+        if model not in verdicts:
+            raise UserError(f"verdict column {col!r} names no answered model (a {RESPONSE_PREFIX}<model> "
+                            f"column); models: {', '.join(models)}", file=label, field=col)
+        verdicts[model][judge] = col
+    judged = [m for m in models if verdicts[m]]
+    if not judged:
+        raise UserError(f"no {VERDICT_PREFIX}<judge>_<model> column: the answers carry no verdict of the "
+                        "study (src/05_evaluation.py), so there is nothing to compare with", file=label)
+    unjudged = [m for m in models if not verdicts[m]]
+    if unjudged:
+        log.info("reference %s: answers of %s carry no verdict and are left out", label, ", ".join(unjudged))
+    return judged, verdicts
+
+
+def reference_answers(source: str, layout: str = "mijabench", *, split: str | None = None,
+                      subset: str | None = None, revision: str | None = None) -> list[dict]:
+    """One answer record per (prompt, judged model) of ``source`` (any source the corpus reads):
+    the prompt's corpus fields (``id`` = ``<prompt id>.<model>``, ``prompt_id``, ``lang``,
+    ``target_group``, ``style`` ...), ``prompt``, ``response``, ``model``,
+    ``reference_verdicts`` (judge -> {label}) and ``reference_label`` (the study's majority:
+    ``safe``/``unsafe``, ``unparsed`` where no majority of parsed verdicts exists). Answers left
+    empty (a model not run on a prompt) are left out and counted in the log."""
+    from ..corpus import import_corpus, read_any, slug
+
+    if layout not in REFERENCE_LAYOUTS:
+        raise UserError(f"unknown reference layout {layout!r}; available: {', '.join(REFERENCE_LAYOUTS)}")
+    rows = read_any(source, split=split, subset=subset, revision=revision)
+    models, verdict_cols = _columns(rows.columns, rows.label)
+    raw_rows = [raw for _, _, raw in rows.items]
+    # lang "en" only for rows naming none; the study's rows all name theirs (english/portuguese)
+    prompts = import_corpus(source, lang="en", layout=layout, rows=rows)
+    assert len(prompts) == len(raw_rows)
+    out: list[dict] = []
+    empty: Counter = Counter()
+    for raw, prompt in zip(raw_rows, prompts):
+        for model in models:
+            response = raw.get(RESPONSE_PREFIX + model)
+            if not isinstance(response, str) or not response.strip():
+                empty[model] += 1
+                continue
+            verdicts = {judge: {"label": parse_mijabench(raw.get(col))["label"]}
+                        for judge, col in verdict_cols[model].items()}
+            label = combine_label([v["label"] for v in verdicts.values()], MIJABENCH_RULE)
+            out.append({**prompt, "id": f"{prompt['id']}.{slug(model)}", "prompt_id": prompt["id"],
+                        "prompt": prompt["text"], "response": response, "model": model,
+                        "reference_verdicts": verdicts,
+                        "reference_label": label if label in PARSED else "unparsed"})
+    if empty:
+        log.info("reference %s: empty answers left out: %s", rows.label, dict(empty))
+    if not out:
+        raise UserError("no answers to compare (every answer column is empty)", file=rows.label)
+    return out
+
+
+def _defense_rates(records: list[dict]) -> list[dict]:
+    """The study's defense rate (share of its ``safe`` labels among parsed ones) per model,
+    language and target group, and per model and language over all groups (``target_group``
+    "all")."""
+    cells: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for r in records:
+        if r["reference_label"] not in PARSED:
+            continue
+        for group in (r.get("target_group") or "none", "all"):
+            cell = cells[(r["model"], r["lang"], group)]
+            cell[0] += 1
+            cell[1] += r["reference_label"] == "safe"
+    return [{"model": m, "lang": lang, "target_group": g, "n": n, "safe": k, "defense_rate": k / n}
+            for (m, lang, g), (n, k) in sorted(cells.items())]
+
+
+def reference_report(judged: list[dict], judges: list[str], reference: str = MIJABENCH_REFERENCE) -> dict:
+    """Each of ``judges`` and the ensemble label scored against ``reference_label`` (answers
+    with no reference label are left out and counted), overall, per language and per model;
+    with the study's defense rates and its panel's agreement. Same keys as a human audit's
+    report (``judges``, ``per_language``), so the report stage reads it alike."""
+    scored = [{**r, **{f"{j}_label": _verdicts(r, "response").get(j, {}).get("label") for j in judges}}
+              for r in judged if r.get("reference_label") in PARSED]
+    report = score_judges(scored, judges, reference_key="reference_label", by=("lang", "model"))
+    panel = [{**r, "verdicts": r["reference_verdicts"]} for r in judged]
+    report.update({
+        "reference": reference, "n_answers": len(judged), "n_scored": len(scored),
+        "n_reference_unparsed": len(judged) - len(scored),
+        "reference_defense_rate": _defense_rates(judged),
+        "reference_agreement": kappa_table(panel, include_all=True),
+    })
+    return report
