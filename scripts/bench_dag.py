@@ -33,7 +33,9 @@ brackets: on a shared machine the CPU time is the steadier of the two.
 the 8B base and 8 audit models from 7B to 72B); `paper-2k` is it widened through the real rules to
 about 2,000 jobs with more training configurations (language pairs, triples, quadruples): how
 planning scales; `bare` is a Snakefile with the same job count and no project code (no config,
-no schema, no Python in the rules): Snakemake's own floor. Times are the median of --repeat runs.
+no schema, no Python in the rules): Snakemake's own floor; beside it a bare DVC project of the
+same jobs (one stage each, one file dependency, one output): DVC's own floor. Times are the
+median of --repeat runs.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -238,6 +242,17 @@ def bench_bare(n: int, repeat: int, base: Path) -> dict:
         (d / "out" / f"{i}.txt").touch()
     row["dry_noop"] = timed(["snakemake", "-n"], d, repeat, expect="Nothing to be done")
     row["noop"] = timed(["snakemake", "--cores", "1"], d, repeat, expect="Nothing to be done")
+    # DVC's own floor on the same jobs: one stage per job, its output and one file dependency
+    # (every stage of ours has at least its input digest), no params, nothing of the project
+    (d / "in.txt").write_text("in\n")
+    stages = {f"job{i}": {"cmd": f"touch out/{i}.txt", "deps": ["in.txt"], "outs": [f"out/{i}.txt"]}
+              for i in range(n - 1)}
+    (d / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    sh(["dvc", "init", "--no-scm", "-q"], d)
+    sh(["dvc", "config", "core.analytics", "false"], d)
+    sh(["dvc", "commit", "--force", "-q"], d)
+    row["dvc_stages"] = len(stages)
+    row["dvc_status"] = timed(["dvc", "status"], d, 1 if n > 1000 else repeat, expect="up to date")
     return row
 
 

@@ -359,7 +359,8 @@ def cross_checks(params: dict, base: Path = Path(".")) -> list[tuple[list, str]]
     judge_audit = params["report"]["judge_audit"]
     if judge_audit and _local_missing(judge_audit, base):
         problems.append((["report", "judge_audit"], f"file not found: {judge_audit} (write it with `polyrefusal "
-                                                    "judge --audit-import REVIEWED.csv --audit-report FILE.json`)"))
+                                                    "judge --audit-import REVIEWED.csv --audit-report FILE.json`, or "
+                                                    "`--reference mijabench SOURCE OUT --audit-report FILE.json`)"))
     for section, role in (("respond", "chosen_model"), ("respond", "rejected_model"),
                           ("rainbow", "mutator"), ("rainbow", "target")):
         spec = (params.get(section) or {}).get(role)
