@@ -141,3 +141,65 @@ def test_a_file_without_the_studys_answers_is_refused_before_any_judging(tmp_pat
     assert not (tmp_path / "out.jsonl").exists()
     with pytest.raises(UserError, match="unknown reference layout"):
         reference_answers(str(prompts_only), layout="refuseu")
+
+
+#: MiJaBench-Align as its README describes it (github iagoalvesb/mijabench, README.md: "each sample
+#: includes the original benchmark metadata, the evaluated model, the model response, and a
+#: safety verdict"): one row per answer. Its card, and so its column names, were not readable
+#: here; these three names are this test's own, given as the user gives theirs.
+ALIGN_COLUMNS = {"model": "evaluated_model", "response": "model_response", "verdict": "safety_verdict"}
+#: the study's majority of each answered cell above, as a class word (one a judge's JSON reply)
+ALIGN_VERDICTS = {(0, MODELS[0]): "safe", (0, MODELS[1]): "dangerous", (1, MODELS[0]): "dangerous",
+                  (2, MODELS[0]): "segura", (3, MODELS[0]): reply("pt", "dangerous"), (3, MODELS[1]): "SAFE"}
+
+
+def align_rows(verdicts: dict = ALIGN_VERDICTS) -> list[dict]:
+    rows = []
+    wide = answered_rows()
+    for (i, model), verdict in verdicts.items():
+        prompt = {k: v for k, v in wide[i].items() if not k.startswith(("jb_response_", "jb_cls_"))}
+        rows.append({**prompt, ALIGN_COLUMNS["model"]: model,
+                     ALIGN_COLUMNS["response"]: wide[i][f"jb_response_{model}"],
+                     ALIGN_COLUMNS["verdict"]: verdict})
+    return rows
+
+
+def test_the_release_of_one_row_per_answer_reads_with_the_columns_named(tmp_path):
+    source = write_parquet(tmp_path / "mijabench.parquet", align_rows())
+    got = reference_answers(str(source), columns=ALIGN_COLUMNS)
+    (tmp_path / "scripts").mkdir()
+    wide = {r["id"]: r for r in reference_answers(str(write_parquet(tmp_path / "scripts" / "mijabench.parquet",
+                                                                     answered_rows())))}
+    assert len(got) == 6
+    for r in got:  # the same prompt fields and ids as the scripts' layout gives for the same answers
+        assert {k: v for k, v in r.items() if not k.startswith("reference_")} == \
+            {k: v for k, v in wide[r["id"]].items() if not k.startswith("reference_")}
+    assert [r["reference_label"] for r in got] == ["safe", "unsafe", "unsafe", "safe", "unsafe", "safe"]
+    assert got[0]["reference_verdicts"] == {"safety_verdict": {"label": "safe"}}
+    assert len({r["prompt_id"] for r in got}) == 4  # a prompt answered by two models keeps one id
+
+
+def test_the_release_is_scored_and_named_by_its_verdict_column(tmp_path):
+    source = write_parquet(tmp_path / "mijabench.parquet", align_rows())
+    report_file = tmp_path / "reference.json"
+    columns = ",".join(f"{role}={col}" for role, col in ALIGN_COLUMNS.items())
+    assert cli.main(["judge", "--judge", "refusal_lexicon", "--reference", "mijabench", "--reference-columns",
+                     columns, str(source), str(tmp_path / "judged.jsonl"), "--audit-report", str(report_file)]) == 0
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    assert report["reference"] == "MiJaBench-Align's verdict (column safety_verdict)"
+    assert report["n_scored"] == 6 and report["judges"]["refusal_lexicon"]["accuracy"] == 1.0
+
+
+def test_a_verdict_that_is_no_class_or_a_missing_column_is_refused_with_its_place(tmp_path):
+    bad = write_parquet(tmp_path / "mijabench.parquet", align_rows({**ALIGN_VERDICTS, (1, MODELS[0]): "maybe"}))
+    with pytest.raises(UserError) as err:
+        reference_answers(str(bad), columns=ALIGN_COLUMNS)
+    assert "'maybe' is not a class" in str(err.value) and "safety_verdict" in str(err.value)
+    assert "row 3" in str(err.value) or ":3" in str(err.value)
+    with pytest.raises(UserError, match="not in the data: verdict=verdict"):
+        reference_answers(str(bad), columns={**ALIGN_COLUMNS, "verdict": "verdict"})
+    with pytest.raises(UserError, match="missing verdict"):
+        reference_answers(str(bad), columns={"model": "evaluated_model", "response": "model_response"})
+    assert cli.main(["judge", "--reference", "mijabench", "--reference-columns", "model=evaluated_model",
+                     str(bad), str(tmp_path / "out.jsonl")]) == 2
+    assert not (tmp_path / "out.jsonl").exists()

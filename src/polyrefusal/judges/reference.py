@@ -9,10 +9,16 @@ panel of three LLM judges classify every answer. Its scripts write one row per p
   ``lla70`` Llama-3.3-70B, ``oss120`` gpt-oss-120b): the judge's whole JSON reply, whose
   ``class`` (``safe``/``dangerous``) or ``classe`` (``segura``/``perigosa``) is the verdict.
 
-The study's label is the panel's majority and the defense rate the share ``safe``. Its released
-response corpus (MiJaBench-Align: 44,000 prompts x 12 models) is built from these columns; its
-dataset card was not readable here, so a layout other than the scripts' is refused with the
-columns it lacks rather than guessed.
+The study's label is the panel's majority and the defense rate the share ``safe``.
+
+The released response corpus, MiJaBench-Align (Hugging Face ``AKCIT/mijabench_align``; the
+repository's README: 615,454 prompt-response pairs of 14 models, "each sample includes the
+original benchmark metadata, the evaluated model, the model response, and a safety verdict"),
+has one row per answer instead. Its dataset card, and so its column names, are not in the
+sources read here: the user names them (``columns``: ``model``, ``response``, ``verdict``; the
+verdict a class word, ``safe``/``dangerous``/``segura``/``perigosa``/``unsafe``, or a judge's JSON
+reply), and the other columns are read as MiJaBench's prompt columns. Nothing is guessed: a
+missing column or an unreadable verdict is an error naming it.
 
 ``reference_answers`` turns such a dataset into one answer record per (prompt, model), with the
 prompt's fields normalised by the corpus ``mijabench`` layout and the study's verdicts in
@@ -34,7 +40,7 @@ from ..errors import UserError
 from .agreement import PARSED, _verdicts, kappa_table
 from .audit import score_judges
 from .ensemble import combine_label
-from .llm_judge import parse_mijabench
+from .llm_judge import MIJABENCH_CLASSES, parse_mijabench
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,29 @@ MIJABENCH_RULE = "majority"
 MIJABENCH_REFERENCE = "MiJaBench's judge panel (" + ", ".join(MIJABENCH_PANEL) + "; majority)"
 #: The layouts ``reference_answers`` reads (``polyrefusal judge --reference``).
 REFERENCE_LAYOUTS = ("mijabench",)
+#: The columns a user names for a one-row-per-answer source (MiJaBench-Align).
+ANSWER_ROLES = ("model", "response", "verdict")
+
+
+def reference_name(columns: dict[str, str] | None = None) -> str:
+    """What a report names as the source of the labels it scores against."""
+    if columns:
+        return f"MiJaBench-Align's verdict (column {columns['verdict']})"
+    return MIJABENCH_REFERENCE
+
+
+def verdict_label(value) -> str | None:
+    """A published verdict as ``safe``/``unsafe``: a class word of the study (or the project's
+    own label), or a judge's JSON reply; None where it is neither (empty: ``unparsed``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "unparsed"
+    if isinstance(value, str):
+        word = value.strip().strip(".").lower()
+        if word in PARSED:
+            return word
+        label = parse_mijabench(value)["label"] if "{" in word else MIJABENCH_CLASSES.get(word)
+        return label if label in PARSED else None
+    return None
 
 
 def _columns(columns: list[str], label: str) -> tuple[list[str], dict[str, dict[str, str]]]:
@@ -75,19 +104,36 @@ def _columns(columns: list[str], label: str) -> tuple[list[str], dict[str, dict[
     return judged, verdicts
 
 
-def reference_answers(source: str, layout: str = "mijabench", *, split: str | None = None,
-                      subset: str | None = None, revision: str | None = None) -> list[dict]:
+def reference_answers(source: str, layout: str = "mijabench", *, columns: dict[str, str] | None = None,
+                      split: str | None = None, subset: str | None = None, revision: str | None = None) -> list[dict]:
     """One answer record per (prompt, judged model) of ``source`` (any source the corpus reads):
     the prompt's corpus fields (``id`` = ``<prompt id>.<model>``, ``prompt_id``, ``lang``,
     ``target_group``, ``style`` ...), ``prompt``, ``response``, ``model``,
-    ``reference_verdicts`` (judge -> {label}) and ``reference_label`` (the study's majority:
-    ``safe``/``unsafe``, ``unparsed`` where no majority of parsed verdicts exists). Answers left
-    empty (a model not run on a prompt) are left out and counted in the log."""
-    from ..corpus import import_corpus, read_any, slug
+    ``reference_verdicts`` (judge -> {label}) and ``reference_label`` (the study's label:
+    ``safe``/``unsafe``, ``unparsed`` where it has none). ``columns`` (role -> column, every one of
+    ``ANSWER_ROLES``) reads a source of one row per answer; without it, the scripts' one row per
+    prompt. Answers left empty (a model not run on a prompt) are left out and counted in the log."""
+    from ..corpus import read_any
 
     if layout not in REFERENCE_LAYOUTS:
         raise UserError(f"unknown reference layout {layout!r}; available: {', '.join(REFERENCE_LAYOUTS)}")
     rows = read_any(source, split=split, subset=subset, revision=revision)
+    if columns is not None:
+        return _long_answers(source, layout, rows, columns)
+    return _wide_answers(source, layout, rows)
+
+
+def _answer(prompt: dict, model: str, response: str, verdicts: dict, label: str | None) -> dict:
+    from ..corpus import slug
+
+    return {**prompt, "id": f"{prompt['id']}.{slug(model)}", "prompt_id": prompt["id"], "prompt": prompt["text"],
+            "response": response, "model": model, "reference_verdicts": verdicts,
+            "reference_label": label if label in PARSED else "unparsed"}
+
+
+def _wide_answers(source: str, layout: str, rows) -> list[dict]:
+    from ..corpus import import_corpus
+
     models, verdict_cols = _columns(rows.columns, rows.label)
     raw_rows = [raw for _, _, raw in rows.items]
     # lang "en" only for rows naming none; the study's rows all name theirs (english/portuguese)
@@ -104,14 +150,71 @@ def reference_answers(source: str, layout: str = "mijabench", *, split: str | No
             verdicts = {judge: {"label": parse_mijabench(raw.get(col))["label"]}
                         for judge, col in verdict_cols[model].items()}
             label = combine_label([v["label"] for v in verdicts.values()], MIJABENCH_RULE)
-            out.append({**prompt, "id": f"{prompt['id']}.{slug(model)}", "prompt_id": prompt["id"],
-                        "prompt": prompt["text"], "response": response, "model": model,
-                        "reference_verdicts": verdicts,
-                        "reference_label": label if label in PARSED else "unparsed"})
+            out.append(_answer(prompt, model, response, verdicts, label))
+    return _checked(out, empty, rows.label)
+
+
+def _long_answers(source: str, layout: str, rows, columns: dict[str, str]) -> list[dict]:
+    """A source of one row per answer: the prompt's columns are read once per distinct prompt
+    (its rows repeat them for every model), so a prompt keeps one id across models."""
+    import json
+
+    from ..corpus import Rows, import_corpus
+
+    unknown = sorted(set(columns) - set(ANSWER_ROLES))
+    missing_roles = [r for r in ANSWER_ROLES if not columns.get(r)]
+    if unknown or missing_roles:
+        raise UserError(f"reference columns name {', '.join(ANSWER_ROLES)} (each once): "
+                        + "; ".join(([f"unknown {', '.join(unknown)}"] if unknown else [])
+                                    + ([f"missing {', '.join(missing_roles)}"] if missing_roles else [])),
+                        field="reference-columns")
+    absent = [f"{role}={col}" for role, col in columns.items() if col not in rows.columns]
+    if absent:
+        raise UserError(f"not in the data: {', '.join(absent)}; columns: {', '.join(rows.columns) or 'none'}",
+                        file=rows.label, field="reference-columns")
+    answer_cols = set(columns.values())
+    prompt_cols = [c for c in rows.columns if c not in answer_cols]
+    distinct = Rows(rows.label, rows.origin, rows.id_prefix)
+    distinct.add_columns(prompt_cols)
+    distinct.parts, distinct.problems = rows.parts, list(rows.problems)
+    index: dict[str, int] = {}
+    keys = []
+    for label, line, raw in rows.items:
+        key = json.dumps([raw.get(c) for c in prompt_cols], default=str, ensure_ascii=False)
+        if key not in index:
+            index[key] = len(distinct.items)
+            distinct.items.append((label, line, {c: raw.get(c) for c in prompt_cols}))
+        keys.append(key)
+    prompts = import_corpus(source, lang="en", layout=layout, rows=distinct)
+    assert len(prompts) == len(distinct.items)
+    out: list[dict] = []
+    empty: Counter = Counter()
+    problems: list[UserError] = []
+    for (label, line, raw), key in zip(rows.items, keys):
+        model, response, verdict = (raw.get(columns[r]) for r in ANSWER_ROLES)
+        if not isinstance(response, str) or not response.strip():
+            empty[str(model)] += 1
+            continue
+        decided = verdict_label(verdict)
+        if decided is None:
+            problems.append(UserError(f"verdict {str(verdict)[:80]!r} is not a class (safe, dangerous, segura, "
+                                      "perigosa, unsafe) or a judge's JSON reply", file=label, line=line,
+                                      field=columns["verdict"]))
+            continue
+        out.append(_answer(prompts[index[key]], str(model), response,
+                           {columns["verdict"]: {"label": decided}}, decided))
+    if problems:
+        from ..corpus import CorpusError
+
+        raise CorpusError(problems, file=rows.label)
+    return _checked(out, empty, rows.label)
+
+
+def _checked(out: list[dict], empty: Counter, label: str) -> list[dict]:
     if empty:
-        log.info("reference %s: empty answers left out: %s", rows.label, dict(empty))
+        log.info("reference %s: empty answers left out: %s", label, dict(empty))
     if not out:
-        raise UserError("no answers to compare (every answer column is empty)", file=rows.label)
+        raise UserError("no answers to compare (every answer is empty)", file=label)
     return out
 
 

@@ -23,8 +23,10 @@ Extras: ``--agreement FILE.csv|json`` writes Cohen's kappa per language and judg
 human review; ``polyrefusal judge --audit-import REVIEWED.csv [--audit-report R.json]`` reads
 the reviewed sample back and reports each judge's accuracy and kappa against the humans.
 ``polyrefusal judge --reference mijabench SOURCE OUT [--audit-report R.json]`` judges a published
-study's answered and judged dataset (MiJaBench's, as its scripts write it) and scores each judge
-against the study's own verdicts, in the same report format (``polyrefusal.judges.reference``).
+study's answered and judged dataset (MiJaBench's, as its scripts write it; its release
+MiJaBench-Align, one row per answer, with ``--reference-columns model=COL,response=COL,verdict=COL``)
+and scores each judge against the study's own verdicts, in the same report format
+(``polyrefusal.judges.reference``).
 A judge used outside its official languages is reported as a warning (and ``covered`` false
 in its verdicts).
 """
@@ -70,6 +72,9 @@ def add_arguments(p):
                    help="IN is a published study's judged answers in this layout (mijabench: a file, "
                         "saved dataset or hub id): judge them and score every judge against the study's "
                         "verdicts (--audit-report, else printed)")
+    p.add_argument("--reference-columns", default=None, metavar="model=COL,response=COL,verdict=COL",
+                   help="with --reference: IN has one row per answer (MiJaBench-Align), these its columns "
+                        "(default: one row per prompt, as the study's scripts write it)")
     p.add_argument("inp", nargs="?", help="records to judge (JSONL, Parquet or CSV)")
     p.add_argument("out", nargs="?", help="judged records (JSONL or Parquet)")
 
@@ -139,6 +144,17 @@ def run(args):
         raise UserError("give IN and OUT files (or --audit-import)")
     if args.audit_report and not args.reference:
         raise UserError("--audit-report is written by --audit-import or --reference", field="audit-report")
+    reference_columns = None
+    if args.reference_columns:
+        if not args.reference:
+            raise UserError("--reference-columns is for --reference", field="reference-columns")
+        reference_columns = {}
+        for part in filter(None, (x.strip() for x in args.reference_columns.split(","))):
+            role, sep, col = part.partition("=")
+            if not sep or not col.strip() or role.strip() in reference_columns:
+                raise UserError(f"{part!r}: give ROLE=COLUMN once per role (model, response, verdict)",
+                                field="reference-columns")
+            reference_columns[role.strip()] = col.strip()
 
     from ..judges.ensemble import JudgePool, judge_fields, judge_kind
 
@@ -166,7 +182,7 @@ def run(args):
         if fields != ["response"]:
             raise UserError("--reference judges the study's answers (field response); leave out --fields",
                             field="fields")
-        records = reference_answers(args.inp, args.reference)
+        records = reference_answers(args.inp, args.reference, columns=reference_columns)
     else:
         records = read_records(args.inp, with_lines=True)
     pool = JudgePool(configs)
@@ -200,9 +216,9 @@ def run(args):
         if args.agreement_plot:
             plot_kappa_heatmap(table, args.agreement_plot)
     if args.reference:
-        from ..judges.reference import reference_report
+        from ..judges.reference import reference_name, reference_report
 
-        report = reference_report(judged, judges)
+        report = reference_report(judged, judges, reference_name(reference_columns))
         if args.audit_report:
             write_json(args.audit_report, report)
         else:
