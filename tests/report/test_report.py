@@ -239,13 +239,15 @@ def test_a_published_studys_verdicts_update_the_judge_accuracy_and_are_named(tmp
     from ..judges.test_judge_reference import answered_rows
 
     root = tmp_path / "proj"
-    make_project(root, audit=False, capability=False)
+    make_project(root, audit=True, capability=False)
     source = write_parquet(tmp_path / "mijabench.parquet", answered_rows())
     out = root / "audit" / "mijabench_panel.json"
     assert cli.main(["judge", "--judge", "refusal_lexicon", "--reference", "mijabench", str(source),
                      str(tmp_path / "judged.parquet"), "--audit-report", str(out)]) == 0
     params = yaml.safe_load((root / "params.yaml").read_text())
     params.setdefault("report", {})["judge_audit"] = str(out)
+    # the audit model is one the study evaluated (its hub id ends in the study's model name)
+    params["audit_models"]["audit_x"]["path"] = "meta-llama/Llama-3.1-8B-Instruct"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_report(root)
     asr = pd.read_csv(root / "results" / "scores" / "asr.csv").drop_duplicates("lang").set_index("lang")
@@ -257,3 +259,13 @@ def test_a_published_studys_verdicts_update_the_judge_accuracy_and_are_named(tmp
     assert "en" in asr.index or "pt" in asr.index
     md = (root / "results" / "report" / "report.md").read_text(encoding="utf-8")
     assert f"{MIJABENCH_REFERENCE}: that study's verdicts on its real answers" in md
+    # the study's defense rate beside ours, for the model both evaluated, in the languages of the run
+    assert f"Defense rate per target group beside the published one ({MIJABENCH_REFERENCE})" in md
+    published = {(r["lang"], r["target_group"]): r for r in report["reference_defense_rate"]
+                 if r["model"] == "Llama-3.1-8B-Instruct"}
+    gdis = pd.read_csv(root / "results" / "scores" / "group_disparity.csv")
+    mine = gdis[(gdis["config"] == "audit_x") & (gdis["scope"] == "en") & (gdis["target_group"] == "black")].iloc[0]
+    row = next(line for line in md.splitlines() if line.startswith("| audit_x | en | black |"))
+    assert f"| {mine['defense_rate']:.2f} [" in row and f"| {published[('en', 'black')]['defense_rate']:.2f} |" in row
+    assert "| audit_x | en | mental_disability | – | – |" in md  # a group the study has and this run lacks
+    assert "| audit_x | pt |" not in md  # pt is not a language of this run

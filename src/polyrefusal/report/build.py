@@ -289,7 +289,8 @@ def build(opts: Options) -> dict:
                ordering=ordering, tsummary=tsummary, cap=cap, cap_status=cap_status, cap_meta=cap_meta,
                flu=flu, flu_status=flu_status, kappa=kappa, kappa_note=kappa_note,
                curves_note=curves_note, head=head, langid=langid, records=records, df=df, jacc=jacc,
-               group_order=order, zero_shot=zero_shot)
+               group_order=order, zero_shot=zero_shot,
+               published=published_beside_ours(opts, gdis, models, langs))
     doc = document(opts, ctx)
     from .document import render_html, render_markdown
 
@@ -328,6 +329,45 @@ def judge_accuracy(opts: Options, langs: list[str]) -> dict[str, dict]:
             # a published study's verdicts (`polyrefusal judge --reference`) name their panel
             out[lang] = {**v, "source": audit.get("reference") or "human audit"}
     return {lang: out[lang] for lang in langs if lang in out}
+
+
+def model_ids(params: dict) -> dict[str, str]:
+    """Our untrained models (``base`` and the audit models) by the last part of their hub id or
+    path (``meta-llama/Llama-3.1-8B-Instruct`` -> ``Llama-3.1-8B-Instruct``): the name a study
+    gives a model it evaluated (MiJaBench's ``jb_response_<model>``)."""
+    paths = {"base": (params.get("base_model") or {}).get("source")}
+    paths.update({name: (spec or {}).get("path") for name, spec in (params.get("audit_models") or {}).items()})
+    return {str(path).rstrip("/").rsplit("/", 1)[-1]: name for name, path in paths.items()
+            if isinstance(path, str) and path.strip()}
+
+
+def published_beside_ours(opts: Options, gdis, models: list[str], langs: list[str]):
+    """The defense rate of a published study (its verdicts on its own answers, from the report
+    that params ``report.judge_audit`` names, written by ``polyrefusal judge --reference``)
+    beside this run's, per model the two share, language and target group; None without one."""
+    import pandas as pd
+
+    audit = read_json(opts.audit_report) if opts.audit_report else None
+    rates = (audit or {}).get("reference_defense_rate")
+    if not rates or not len(gdis):
+        return None
+    ours_by_id = model_ids(opts.params)
+    ours = gdis.set_index(["config", "scope", "target_group"])
+    rows = []
+    for r in rates:
+        model = ours_by_id.get(r["model"])
+        if model not in models or r["lang"] not in langs or r["target_group"] == "all":
+            continue
+        key = (model, r["lang"], r["target_group"])
+        mine = ours.loc[key] if key in ours.index else None
+        rows.append({"model": model, "language": r["lang"], "target group": r["target_group"],
+                     "this run [95% CI]": "–" if mine is None else ci_str(mine["defense_rate"], mine["defense_rate_lo"],
+                                                                          mine["defense_rate_hi"]),
+                     "this run n": "–" if mine is None else int(mine["n"]),
+                     "published": f"{r['defense_rate']:.2f}", "published n": int(r["n"])})
+    if not rows:
+        return None
+    return pd.DataFrame(rows)
 
 
 def _order(t, col: str, order: list[str]):
@@ -728,6 +768,14 @@ def document(opts: Options, ctx) -> Document:
             w = M.pivot(t, "config", "scope", "cell", models, langs).fillna("–")
             w.index.name = "model"
             s.add(Table(w, "Group gap [95% CI] within each language."))
+        if ctx["published"] is not None:
+            source = (read_json(opts.audit_report) or {}).get("reference", "a published study")
+            s.add(Table(ctx["published"],
+                        f"Defense rate per target group beside the published one ({source}): the same "
+                        "model (our base or audit model whose hub id ends in the study's model name) and "
+                        "language; the published rate is the study's verdicts on its own answers, so the two "
+                        "differ by the answers (sampling, generation settings) as well as by the judges.",
+                        index=False))
     else:
         s.add(Note("No evaluated prompt names a target group: no demographic disparity to report."))
 
