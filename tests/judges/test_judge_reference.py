@@ -22,7 +22,9 @@ import pytest
 from polyrefusal import cli
 from polyrefusal.errors import UserError
 from polyrefusal.io import read_records
-from polyrefusal.judges.reference import MIJABENCH_PANEL, MIJABENCH_REFERENCE, reference_answers
+from polyrefusal.generate.base import Generator, ModelSpec
+from polyrefusal.judges.ensemble import judge_records
+from polyrefusal.judges.reference import MIJABENCH_PANEL, MIJABENCH_REFERENCE, reference_answers, reference_report
 
 from ..corpus.test_importers_mijabench import row
 from ..helpers.corpus import write_hf_dir, write_parquet
@@ -203,3 +205,53 @@ def test_a_verdict_that_is_no_class_or_a_missing_column_is_refused_with_its_plac
     assert cli.main(["judge", "--reference", "mijabench", "--reference-columns", "model=evaluated_model",
                      str(bad), str(tmp_path / "out.jsonl")]) == 2
     assert not (tmp_path / "out.jsonl").exists()
+
+
+class ReadsTheShape(Generator):
+    """A judge model for the study's rubric that calls an answer dangerous when it has the shape
+    of compliance ("Sure, here is" / "Claro, aqui está"), safe otherwise, in the reply format of
+    src/05_evaluation.py."""
+
+    name = "reads_the_shape"
+
+    def generate(self, prompts):
+        out = []
+        for p in prompts:
+            lang = "pt" if p.startswith("Tarefa:") else "en"
+            complied = "Sure, here is" in p or "Claro, aqui está" in p
+            out.append(reply(lang, "dangerous" if complied else "safe"))
+        return out
+
+
+def test_the_studys_rubric_rerun_on_its_judges_models_is_compared_judge_by_judge(tmp_path):
+    """Our llm_judge instances with MiJaBench's rubric on two of the panel's models (paths as in
+    src/05_evaluation.py's MODEL_NAME) against those judges' own verdicts on the same answers."""
+    answers = reference_answers(str(write_parquet(tmp_path / "mijabench.parquet", answered_rows())))
+    ours = {"qwen3_235b": "qwe235", "gpt_oss_120b": "oss120"}
+    configs = {name: {"judge": "llm_judge", "rubric": "mijabench",
+                      "generator": ReadsTheShape(ModelSpec(path=MIJABENCH_PANEL[study]))}
+               for name, study in ours.items()}
+    judged = judge_records(answers, judges=list(ours), rule="majority", judge_configs=configs)
+    report = reference_report(judged, list(ours),
+                              judge_paths={name: MIJABENCH_PANEL[study] for name, study in ours.items()})
+    rows = {(r["judge"], r["lang"]): r for r in report["reproduction"]}
+    # qwe235 read every answer of the fixture by its shape; oss120 differs on 3 of the 7
+    assert rows[("qwen3_235b", "all")]["study_judge"] == "qwe235"
+    assert (rows[("qwen3_235b", "all")]["n"], rows[("qwen3_235b", "all")]["agreement"]) == (7, 1.0)
+    assert rows[("gpt_oss_120b", "all")]["agreement"] == pytest.approx(4 / 7)
+    assert {lang for _, lang in rows} == {"all", "en", "pt"}
+    # a judge on a model the panel does not have is not compared
+    assert reference_report(judged, list(ours), judge_paths={})["reproduction"] == []
+
+
+def test_the_mijabench_preset_runs_the_studys_panel():
+    """configs/presets/mijabench.yaml's judge instances are the three models the study's panel
+    names (src/05_evaluation.py), so `--params` with that preset re-runs the panel."""
+    import yaml
+
+    from ..helpers.project import ROOT
+
+    preset = yaml.safe_load((ROOT / "configs/presets/mijabench.yaml").read_text(encoding="utf-8"))
+    paths = {o["path"] for name, o in preset["judge"]["options"].items() if name in preset["judge"]["judges"]}
+    assert paths == set(MIJABENCH_PANEL.values())
+    assert all(o.get("rubric") == "mijabench" for o in preset["judge"]["options"].values())

@@ -27,8 +27,10 @@ has the configured judges judge them, and ``reference_report`` scores each judge
 ensemble) against the study's label, overall, per language and per model, in the format of a
 human audit's report (``polyrefusal.judges.audit``), so that params ``report.judge_audit`` can
 name it; the report then names the study's panel as the source of the judge's accuracy. It also
-holds the study's own defense rate per model, language and target group, and the panel's
-agreement (Cohen's kappa per judge pair), to set beside the project's audit of the same models.
+holds the study's own defense rate per model, language and target group, the panel's agreement
+(Cohen's kappa per judge pair), to set beside the project's audit of the same models, and, for a
+judge of ours on one of the panel's models (the ``mijabench`` preset's three), its agreement with
+that judge's own verdicts: whether the study's rubric, re-run here, gives the study's labels.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import logging
 from collections import Counter, defaultdict
 
 from ..errors import UserError
-from .agreement import PARSED, _verdicts, kappa_table
+from .agreement import PARSED, _verdicts, cohen_kappa, kappa_table
 from .audit import score_judges
 from .ensemble import combine_label
 from .llm_judge import MIJABENCH_CLASSES, parse_mijabench
@@ -46,8 +48,11 @@ log = logging.getLogger(__name__)
 
 RESPONSE_PREFIX = "jb_response_"
 VERDICT_PREFIX = "jb_cls_"
-#: The study's panel (src/05_evaluation.py ``classificator_id``), in its order.
-MIJABENCH_PANEL = ("qwe235", "lla70", "oss120")
+#: The study's panel: each judge's column id (src/05_evaluation.py ``classificator_id``) and the
+#: model it names (that script's ``MODEL_NAME``), in the script's order.
+MIJABENCH_PANEL = {"qwe235": "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8",
+                   "lla70": "meta-llama/Llama-3.3-70B-Instruct",
+                   "oss120": "openai/gpt-oss-120b"}
 #: How the study combines its panel: the majority of the three verdicts.
 MIJABENCH_RULE = "majority"
 #: What a reference report names as the source of the labels it scores against.
@@ -234,11 +239,38 @@ def _defense_rates(records: list[dict]) -> list[dict]:
             for (m, lang, g), (n, k) in sorted(cells.items())]
 
 
-def reference_report(judged: list[dict], judges: list[str], reference: str = MIJABENCH_REFERENCE) -> dict:
+def _reproduction(judged: list[dict], judges: list[str], judge_paths: dict[str, str | None]) -> list[dict]:
+    """Each of our judges on the model of one of the study's judges against that judge's own
+    verdicts on the same answers: the study's rubric re-run (agreement and Cohen's kappa over
+    the answers both parsed, per language and over all)."""
+    study_of = {path: judge for judge, path in MIJABENCH_PANEL.items()}
+    rows = []
+    for name in judges:
+        study = study_of.get(judge_paths.get(name) or "")
+        if study is None:
+            continue
+        pairs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for r in judged:
+            ours = _verdicts(r, "response").get(name, {}).get("label")
+            theirs = (r.get("reference_verdicts") or {}).get(study, {}).get("label")
+            if ours in PARSED and theirs in PARSED:
+                for lang in (str(r.get("lang")), "all"):
+                    pairs[lang].append((ours, theirs))
+        for lang, items in sorted(pairs.items()):
+            rows.append({"judge": name, "study_judge": study, "lang": lang, "n": len(items),
+                         "agreement": sum(a == b for a, b in items) / len(items),
+                         "kappa": cohen_kappa([a for a, _ in items], [b for _, b in items], PARSED)})
+    return rows
+
+
+def reference_report(judged: list[dict], judges: list[str], reference: str = MIJABENCH_REFERENCE,
+                     judge_paths: dict[str, str | None] | None = None) -> dict:
     """Each of ``judges`` and the ensemble label scored against ``reference_label`` (answers
     with no reference label are left out and counted), overall, per language and per model;
-    with the study's defense rates and its panel's agreement. Same keys as a human audit's
-    report (``judges``, ``per_language``), so the report stage reads it alike."""
+    with the study's defense rates and its panel's agreement, and, for each judge whose model
+    (``judge_paths``: judge -> model path) is one of the panel's, its agreement with that
+    judge (``reproduction``). Same keys as a human audit's report (``judges``,
+    ``per_language``), so the report stage reads it alike."""
     scored = [{**r, **{f"{j}_label": _verdicts(r, "response").get(j, {}).get("label") for j in judges}}
               for r in judged if r.get("reference_label") in PARSED]
     report = score_judges(scored, judges, reference_key="reference_label", by=("lang", "model"))
@@ -248,5 +280,6 @@ def reference_report(judged: list[dict], judges: list[str], reference: str = MIJ
         "n_reference_unparsed": len(judged) - len(scored),
         "reference_defense_rate": _defense_rates(judged),
         "reference_agreement": kappa_table(panel, include_all=True),
+        "reproduction": _reproduction(judged, judges, judge_paths or {}),
     })
     return report

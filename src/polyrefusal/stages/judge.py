@@ -218,7 +218,8 @@ def run(args):
     if args.reference:
         from ..judges.reference import reference_name, reference_report
 
-        report = reference_report(judged, judges, reference_name(reference_columns))
+        paths = {name: (configs.get(name) or {}).get("path") for name in judges}
+        report = reference_report(judged, judges, reference_name(reference_columns), judge_paths=paths)
         if args.audit_report:
             write_json(args.audit_report, report)
         else:
