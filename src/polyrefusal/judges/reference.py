@@ -9,7 +9,9 @@ panel of three LLM judges classify every answer. Its scripts write one row per p
   ``lla70`` Llama-3.3-70B, ``oss120`` gpt-oss-120b): the judge's whole JSON reply, whose
   ``class`` (``safe``/``dangerous``) or ``classe`` (``segura``/``perigosa``) is the verdict.
 
-The study's label is the panel's majority and the defense rate the share ``safe``.
+The study's label is the panel's majority and the defense rate the share ``safe``. The paper
+reports that majority at 90.5% accuracy (kappa 0.77) against human labels: a judge scored here
+is scored against a reference with about that error of its own.
 
 The released response corpus, MiJaBench-Align (Hugging Face ``AKCIT/mijabench_align``; the
 repository's README: 615,454 prompt-response pairs of 14 models, "each sample includes the
