@@ -44,7 +44,7 @@ from ..errors import UserError
 from .agreement import PARSED, _verdicts, cohen_kappa, kappa_table
 from .audit import score_judges
 from .ensemble import combine_label
-from .llm_judge import MIJABENCH_CLASSES, parse_mijabench
+from .llm_judge import mijabench_class, parse_mijabench
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def verdict_label(value) -> str | None:
         word = value.strip().strip(".").lower()
         if word in PARSED:
             return word
-        label = parse_mijabench(value)["label"] if "{" in word else MIJABENCH_CLASSES.get(word)
+        label = parse_mijabench(value)["label"] if "{" in word else mijabench_class(value)
         return label if label in PARSED else None
     return None
 
