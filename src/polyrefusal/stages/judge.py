@@ -67,7 +67,7 @@ def add_arguments(p):
     p.add_argument("--audit-seed", type=int, default=0, metavar="N", help="seed of the --audit-export sample")
     p.add_argument("--audit-import", default=None, metavar="FILE.csv",
                    help="read a reviewed audit sample and report judge accuracy (no IN/OUT needed)")
-    p.add_argument("--audit-report", default=None, metavar="FILE.json", help="where --audit-import writes its report")
+    p.add_argument("--audit-report", default=None, metavar="FILE.json", help="where --audit-import or --reference writes its report")
     p.add_argument("--reference", default=None, metavar="LAYOUT",
                    help="IN is a published study's judged answers in this layout (mijabench: a file, "
                         "saved dataset or hub id): judge them and score every judge against the study's "
