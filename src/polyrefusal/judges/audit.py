@@ -83,17 +83,21 @@ def score_judges(rows: list[dict], judges: list[str], reference_key: str = HUMAN
     if ensemble:
         columns = {"ensemble": "label", **columns}
     report: dict = {"judges": {}}
+    # the rows of each value of each `by` column, found once for every judge
+    groups: dict[str, dict[str, list[int]]] = {}
     for key in by:
         report["per_language" if key == "lang" else f"per_{key}"] = {}
+        members = defaultdict(list)
+        for i, r in enumerate(rows):
+            members[str(r.get(key))].append(i)
+        groups[key] = {value: members[value] for value in sorted(members)}
     for name, col in columns.items():
         pairs = [(str(r.get(col) or "").strip().lower(), r[reference_key]) for r in rows]
         report["judges"][name] = _score(pairs)
         for key in by:
             table = report["per_language" if key == "lang" else f"per_{key}"]
-            for value in sorted({str(r.get(key)) for r in rows}):
-                sub = [(str(r.get(col) or "").strip().lower(), r[reference_key]) for r in rows
-                       if str(r.get(key)) == value]
-                table.setdefault(value, {})[name] = _score(sub)
+            for value, members in groups[key].items():
+                table.setdefault(value, {})[name] = _score([pairs[i] for i in members])
     return report
 
 

@@ -273,10 +273,16 @@ def reference_report(judged: list[dict], judges: list[str], reference: str = MIJ
     (``judge_paths``: judge -> model path) is one of the panel's, its agreement with that
     judge (``reproduction``). Same keys as a human audit's report (``judges``,
     ``per_language``), so the report stage reads it alike."""
-    scored = [{**r, **{f"{j}_label": _verdicts(r, "response").get(j, {}).get("label") for j in judges}}
-              for r in judged if r.get("reference_label") in PARSED]
+    # only what the scorers read of each answer (a copy of whole records would double the memory)
+    scored = []
+    for r in judged:
+        if r.get("reference_label") in PARSED:
+            verdicts = _verdicts(r, "response")
+            scored.append({"lang": r.get("lang"), "model": r.get("model"), "label": r.get("label"),
+                           "reference_label": r["reference_label"],
+                           **{f"{j}_label": verdicts.get(j, {}).get("label") for j in judges}})
     report = score_judges(scored, judges, reference_key="reference_label", by=("lang", "model"))
-    panel = [{**r, "verdicts": r["reference_verdicts"]} for r in judged]
+    panel = [{"lang": r.get("lang"), "verdicts": r["reference_verdicts"]} for r in judged]
     report.update({
         "reference": reference, "n_answers": len(judged), "n_scored": len(scored),
         "n_reference_unparsed": len(judged) - len(scored),
